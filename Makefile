@@ -1,0 +1,31 @@
+# vocflow: `make run` runs the whole study on the embedded dataset; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint dag clean
+
+install: $(STAMP)
+
+# pip takes torch==2.14.1/torchvision==0.29.1 from this machine's local wheels (see README).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/snakemake --profile profiles/local
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src workflow tests bench
+	$(BIN)/snakemake --lint
+
+dag: install
+	$(BIN)/snakemake --rulegraph | dot -Tsvg > dag.svg
+
+clean:
+	rm -rf results .snakemake

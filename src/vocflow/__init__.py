@@ -1,0 +1,1 @@
+"""vocflow: PASCAL VOC classification + segmentation study as a Snakemake workflow."""

@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny synthetic dataset packed into caches, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vocflow.data.cache import load_cache
+from vocflow.data.folds import write_folds
+from vocflow.data.ingest import ingest
+from vocflow.data.synthetic import VOC_CLASSES, make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 40 + 8 image synthetic dataset, its 32 px caches and 2 folds."""
+    base = tmp_path_factory.mktemp("tiny")
+    root = base / "synthetic"
+    make_synthetic(root, n_train=40, n_test=8, seed=3, min_side=40, max_side=64)
+    caches = {}
+    for split in ("train", "test"):
+        caches[split] = base / "data" / split
+        ingest("synthetic", root, split, caches[split], image_size=32, class_names=VOC_CLASSES,
+               labels_root=root / "test_labels")
+    folds = base / "data" / "folds.csv"
+    train = load_cache(caches["train"])
+    write_folds(train.ids, train.labels, 2, 0, folds)
+    return {"root": root, "train": caches["train"], "test": caches["test"], "folds": folds}

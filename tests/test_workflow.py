@@ -1,0 +1,161 @@
+"""The whole workflow, end to end, on a tiny config — as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from vocflow.data.cache import load_cache
+from vocflow.rle import score_submission
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "workflow", "config", "profiles")
+pytestmark = pytest.mark.workflow
+
+
+def copy_workflow(dest: Path, edit=None) -> Path:
+    for name in COPIED:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    config = yaml.safe_load((dest / "config/config.yaml").read_text())
+    if edit:
+        edit(config)
+    (dest / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest
+
+
+def tiny(config: dict) -> None:
+    config["folds"] = 2
+    config["data"]["image_size"] = 32
+    config["synthetic"].update(n_train=24, n_test=6, min_side=40, max_side=60)
+    config["classification"]["models"] = ["cnn", "cnn_small"]
+    config["segmentation"]["losses"] = ["ce", "ce_dice"]
+    config["variants"]["cnn_small"] = {"arch": "cnn", "widths": [4, 8], "dense": 8}
+    config["variants"]["unet"].update(base_width=4, levels=2)
+    config["variants"]["cnn"].update(widths=[8, 16], dense=16)
+    for task in ("classification", "segmentation"):
+        config[task]["train"].update(epochs=1, batch_size=8)
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", *args]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("wf"), tiny)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_every_output_exists(finished_run: Path) -> None:
+    r = finished_run / "results"
+    for task, models, losses in (("classification", ["cnn", "cnn_small"], ["bce"]),
+                                 ("segmentation", ["unet"], ["ce", "ce_dice"])):
+        for model in models:
+            for loss in losses:
+                for k in (0, 1):
+                    cell = r / task / model / loss / f"fold{k}"
+                    for name in ("best.pt", "metrics.csv", "oof.npz"):
+                        assert (cell / name).is_file(), cell / name
+                    assert (r / "logs/train" / task / model / loss / f"fold{k}.log").is_file()
+                    assert (r / "benchmarks/train" / task / model / loss / f"fold{k}.tsv"
+                            ).is_file()
+        assert (r / task / "random/prior/fold0/metrics.csv").is_file()
+        assert (r / task / "selected.yaml").is_file()
+    board = pd.read_csv(r / "leaderboard.csv")
+    assert len(board) == 2 + 1 + 2 + 1  # cells + a random baseline per task
+    assert (board["folds"] == 2).all()
+    html = (r / "report/index.html").read_text()
+    assert "Leaderboard" in html and "data:image/png;base64" in html
+
+
+def test_submission_format_and_score(finished_run: Path) -> None:
+    r = finished_run / "results"
+    sub = pd.read_csv(r / "submission.csv", dtype=str, keep_default_na=False)
+    test_ids = pd.read_csv(r / "synthetic/test/test_set.csv", dtype=str)["Id"].tolist()
+    expected = [f"{i}_{kind}" for i in test_ids for kind in ("classification", "segmentation")]
+    assert list(sub.columns) == ["Id", "Predicted"] and sub["Id"].tolist() == expected
+    cache = load_cache(r / "data/test")
+    masks = [cache.original_mask(i) for i in range(len(cache))]
+    scores = score_submission(r / "submission.csv", cache.ids, cache.labels, masks, 20)
+    assert 0.0 <= scores["score"] <= 1.0 and scores["rows"] == 2 * len(test_ids)
+    recorded = yaml.safe_load((r / "score.yaml").read_text())
+    assert recorded["ours"]["score"] == pytest.approx(scores["score"])
+    assert set(recorded) == {"ours", "random"}
+
+
+def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
+    result = snakemake(finished_run, "-n")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_adding_a_model_reruns_only_new_cells(finished_run: Path, tmp_path: Path) -> None:
+    config_path = finished_run / "config/config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["segmentation"]["models"].append("unet_b")
+    config["variants"]["unet_b"] = {"arch": "unet", "base_width": 4, "levels": 1}
+    config_path.write_text(yaml.safe_dump(config))
+    try:
+        out = snakemake(finished_run, "-n", "--quiet", "rules")
+        assert out.returncode == 0, out.stderr
+        text = out.stdout + out.stderr
+        counts = dict(line.split()[:2] for line in text.splitlines()
+                      if line.strip() and line.split()[0] in ("train_segmentation",
+                                                              "train_classification"))
+        assert counts.get("train_segmentation") == "4"   # 1 new model × 2 losses × 2 folds
+        assert "train_classification" not in counts
+    finally:
+        config_path.write_text(original)
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_large_grid_dry_run(tmp_path: Path) -> None:
+    def grid(config: dict) -> None:
+        config["folds"] = 5
+        for task, base in (("classification", "cnn"), ("segmentation", "unet")):
+            names = [f"{base}_v{i}" for i in range(5)]
+            for i, name in enumerate(names):
+                config["variants"][name] = {"arch": base, "dropout": 0.1 * i}
+            config[task]["models"] = names
+        config["classification"]["losses"] = ["bce", "focal", "asl", "bce_ls"]
+        config["segmentation"]["losses"] = ["ce", "dice", "ce_dice", "lovasz"]
+        config["loss_params"]["bce_ls"] = {"loss": "bce"}
+
+    workdir = copy_workflow(tmp_path, grid)
+    start = time.perf_counter()
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert any(line.split()[:2] == ["train_classification", "100"] for line in text.splitlines())
+    assert any(line.split()[:2] == ["train_segmentation", "100"] for line in text.splitlines())
+    print(f"dry run of 2 x 5 x 4 x 5 grid: {seconds:.1f} s")
+
+
+def test_bad_config_fails_before_any_job(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path, lambda c: c["data"].update(image_sise=32))
+    result = snakemake(workdir, "-n")
+    assert result.returncode != 0
+    assert "image_sise" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()

@@ -1,0 +1,59 @@
+# Data: [make_synthetic] -> ingest (validated cache per split) -> folds.
+from pathlib import Path
+
+from vocflow.data.ingest import split_inputs
+
+ROOT = DATA["root"]
+
+if DATA["format"] == "synthetic":
+
+    rule make_synthetic:
+        output:
+            train=f"{ROOT}/train/train_set.csv",
+            test=f"{ROOT}/test/test_set.csv",
+            test_labels=f"{ROOT}/test_labels/test_set.csv",
+        conda:
+            ENV
+        log:
+            "results/logs/make_synthetic.log",
+        params:
+            root=lambda w, output: Path(output.train).parents[1],
+            spec=config["synthetic"],
+            class_names=DATA["class_names"],
+            seed=config["seed"],
+        script:
+            "../scripts/make_synthetic.py"
+
+
+rule ingest:
+    input:
+        lambda w: split_inputs(DATA["format"], ROOT, w.split, DATA.get("test_labels"),
+                               DATA.get("voc_lists")),
+    output:
+        cache("{split}"),
+    conda:
+        ENV
+    log:
+        "results/logs/ingest_{split}.log",
+    params:
+        data=DATA,
+    benchmark:
+        "results/benchmarks/ingest_{split}.tsv"
+    script:
+        "../scripts/ingest.py"
+
+
+rule folds:
+    input:
+        cache("train"),
+    output:
+        "results/data/folds.csv",
+    conda:
+        ENV
+    log:
+        "results/logs/folds.log",
+    params:
+        folds=config["folds"],
+        seed=config["seed"],
+    script:
+        "../scripts/folds.py"

@@ -1,0 +1,47 @@
+# Submission: the Kaggle csv (ours and the random baseline's) and, with labels, their scores.
+
+
+rule submission:
+    input:
+        cache=cache("test"),
+        classification="results/classification/test_predictions.npz",
+        segmentation="results/segmentation/test_predictions.npz",
+    output:
+        "results/submission.csv",
+    conda:
+        ENV
+    log:
+        "results/logs/submission.log",
+    script:
+        "../scripts/submission.py"
+
+
+rule random_submission:
+    input:
+        train=cache("train"),
+        test=cache("test"),
+    output:
+        "results/random_submission.csv",
+    conda:
+        ENV
+    log:
+        "results/logs/random_submission.log",
+    params:
+        seed=config["seed"],
+    script:
+        "../scripts/random_submission.py"
+
+
+rule score:
+    input:
+        cache=cache("test"),
+        ours="results/submission.csv",
+        random="results/random_submission.csv",
+    output:
+        "results/score.yaml",
+    conda:
+        ENV
+    log:
+        "results/logs/score.log",
+    script:
+        "../scripts/score.py"

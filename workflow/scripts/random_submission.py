@@ -1,0 +1,11 @@
+"""Write the random baseline's submission (vocflow.submission.build_random_submission)."""
+
+from pathlib import Path
+
+from vocflow.logs import setup_logging
+from vocflow.submission import build_random_submission
+
+setup_logging(snakemake.log[0])
+build_random_submission(Path(snakemake.input.train[0]).parent,
+                        Path(snakemake.input.test[0]).parent, snakemake.params.seed,
+                        snakemake.output[0])

@@ -1,0 +1,18 @@
+"""Train one grid cell (vocflow.train.train_cell)."""
+
+from pathlib import Path
+
+from vocflow.logs import setup_logging
+from vocflow.train import train_cell
+
+setup_logging(snakemake.log[0])
+train_cell(
+    Path(snakemake.input.cache[0]).parent,
+    snakemake.input.folds,
+    int(snakemake.wildcards.fold),
+    snakemake.params.settings,
+    checkpoint_path=snakemake.output.checkpoint,
+    metrics_path=snakemake.output.metrics,
+    oof_path=snakemake.output.oof,
+    threads=snakemake.threads,
+)
