@@ -52,6 +52,12 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
                           env=env)
 
 
+def job_counts(text: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of a (dry) run."""
+    rows = (line.split() for line in text.splitlines())
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("wf"), tiny)
@@ -109,15 +115,13 @@ def test_adding_a_model_reruns_only_new_cells(finished_run: Path, tmp_path: Path
     config = yaml.safe_load(original)
     config["segmentation"]["models"].append("unet_b")
     config["variants"]["unet_b"] = {"arch": "unet", "base_width": 4, "levels": 1}
-    config_path.write_text(yaml.safe_dump(config))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         out = snakemake(finished_run, "-n", "--quiet", "rules")
         assert out.returncode == 0, out.stderr
         text = out.stdout + out.stderr
-        counts = dict(line.split()[:2] for line in text.splitlines()
-                      if line.strip() and line.split()[0] in ("train_segmentation",
-                                                              "train_classification"))
-        assert counts.get("train_segmentation") == "4"   # 1 new model × 2 losses × 2 folds
+        counts = job_counts(text)
+        assert counts.get("train_segmentation") == 4   # 1 new model × 2 losses × 2 folds
         assert "train_classification" not in counts
     finally:
         config_path.write_text(original)
@@ -148,8 +152,8 @@ def test_large_grid_dry_run(tmp_path: Path) -> None:
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    assert any(line.split()[:2] == ["train_classification", "100"] for line in text.splitlines())
-    assert any(line.split()[:2] == ["train_segmentation", "100"] for line in text.splitlines())
+    counts = job_counts(text)
+    assert counts["train_classification"] == 100 and counts["train_segmentation"] == 100
     print(f"dry run of 2 x 5 x 4 x 5 grid: {seconds:.1f} s")
 
 

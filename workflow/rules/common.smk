@@ -33,10 +33,15 @@ def test_labelled():
     return DATA["format"] == "voc" or bool(DATA.get("test_labels"))
 
 
+# Stage files append their final outputs here (rule all is evaluated after every include).
+EXTRA_TARGETS = []
+
+
 def final_targets():
     targets = ["results/leaderboard.csv", "results/submission.csv", "results/report/index.html"]
     targets += [f"results/{task}/selected.yaml" for task in TASKS]
-    return targets + (["results/score.yaml"] if test_labelled() else [])
+    targets += ["results/score.yaml"] if test_labelled() else []
+    return targets + EXTRA_TARGETS
 
 
 wildcard_constraints:

@@ -40,6 +40,8 @@ import pandas as pd
 from vocflow.errors import ConfigError, DataError
 from vocflow.io import write_csv
 
+__all__ = ["VOC_CLASSES", "make_synthetic"]
+
 logger = logging.getLogger(__name__)
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -119,10 +121,11 @@ def class_style(index: int, name: str) -> ClassStyle:
         angle_spread=rng.choice([0.15, 0.5, math.pi]),
         size_range=(lo, rng.uniform(max(lo + 0.15, 0.4), 0.6)),
         texture=_TEXTURES[index % len(_TEXTURES)],
-        tex_freq=rng.uniform(1.5, 3.0),
+        # At most ~2.4 periods across an object, so stripes survive the 64 px training size.
+        tex_freq=rng.uniform(1.2, 2.4),
         tex_angle=rng.uniform(0.0, math.pi),
         tex_amp=rng.uniform(0.25, 0.45),
-        alt_colour_prob=rng.uniform(0.0, 0.25),
+        alt_colour_prob=rng.uniform(0.0, 0.12),
         weight=weight,
     )
 
