@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/post.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/submit.smk"
 include: "workflow/rules/report.smk"
 

@@ -3,6 +3,9 @@
     vocflow make-synthetic OUT [--n-train N --n-test N --seed S]
     vocflow score SUBMISSION --data ROOT [--format kaggle|synthetic|voc] [--split train|test]
                   [--labels DIR]
+    vocflow sample-variants [--config FILE --out FILE --n N --seed S --space NAME]
+    vocflow fetch-weights [KEY ...] [--config FILE]
+    vocflow submit [--profile DIR --workdir DIR --time MIN --mem-mb MB ...] [-- SNAKEMAKE ARGS]
 """
 
 from __future__ import annotations
@@ -43,6 +46,43 @@ def cmd_score(args: argparse.Namespace) -> None:
     sys.stdout.write(json.dumps(scores, indent=2) + "\n")
 
 
+def cmd_sample_variants(args: argparse.Namespace) -> None:
+    """Random search: sample variants from the config's search_space into a config fragment."""
+    from vocflow.models.search import write_search
+
+    fragment = write_search(args.config, args.out, seed=args.seed, n=args.n,
+                            spaces=args.space or None)
+    log.info("wrote %d variants to %s", len(fragment["variants"]), args.out)
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> None:
+    """Download the pretrained weights of the config's grid (or KEYs) into the torch hub cache."""
+    import yaml
+
+    from vocflow.models.weights import fetch, grid_weights
+
+    if not args.keys:
+        with open(args.config) as fh:
+            args.keys = grid_weights(yaml.safe_load(fh))
+    for key in args.keys:
+        log.info("%s: %s", key, fetch(key))
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    """Submit the Snakemake driver as a SLURM job; print its job id and log path."""
+    from pathlib import Path
+
+    from vocflow.submit import profile_settings, submit_driver
+
+    profile = Path(args.workdir) / args.profile
+    settings = profile_settings(profile, partition=args.partition, account=args.account,
+                                qos=args.qos, time_min=args.time, mem_mb=args.mem_mb)
+    extra = args.snakemake_args[1:] if args.snakemake_args[:1] == ["--"] else args.snakemake_args
+    job = submit_driver(args.workdir, args.profile, extra, args.log_dir, settings)
+    sys.stdout.write(f"submitted the Snakemake driver as SLURM job {job.job_id}\n"
+                     f"driver log: {job.log}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vocflow", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +102,28 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="test", choices=["train", "test"])
     score.add_argument("--labels", default=None, help="hidden truth of the test split")
     score.set_defaults(func=cmd_score)
+    search = sub.add_parser("sample-variants", help="sample N variants from search_space")
+    search.add_argument("--config", default="config/config.yaml")
+    search.add_argument("--out", default="config/search.yaml", help="config fragment to write")
+    search.add_argument("--n", type=int, default=None, help="per space (default: its 'n')")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--space", action="append", help="search_space entry (default: all)")
+    search.set_defaults(func=cmd_sample_variants)
+    fetch = sub.add_parser("fetch-weights", help="download pretrained weights (needs internet)")
+    fetch.add_argument("keys", nargs="*", help="weights keys (default: the config's grid)")
+    fetch.add_argument("--config", default="config/config.yaml")
+    fetch.set_defaults(func=cmd_fetch_weights)
+    drive = sub.add_parser("submit", help="run the Snakemake driver itself as a SLURM job")
+    drive.add_argument("--profile", default="profiles/slurm", help="relative to --workdir")
+    drive.add_argument("--workdir", default=".", help="the workflow's directory")
+    drive.add_argument("--log-dir", default="results/logs/driver", help="relative to --workdir")
+    drive.add_argument("--time", type=int, default=None, help="minutes (default: 3 days)")
+    drive.add_argument("--mem-mb", type=int, default=None, help="default: 4000")
+    for name in ("partition", "account", "qos"):
+        drive.add_argument(f"--{name}", default=None, help="default: from the profile")
+    drive.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                       help="after --: targets and options for snakemake")
+    drive.set_defaults(func=cmd_submit)
     return p
 
 

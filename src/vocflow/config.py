@@ -29,12 +29,25 @@ class TrainSettings:
     loss_params: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 1e-3  # after the frozen phase (the whole network); the only LR from scratch
     weight_decay: float = 1e-4
-    augment: str = "light"
-    patience: int = 0  # 0 = no early stopping
+    augment: str = "light"  # preset of vocflow.data.transforms.PRESETS
+    patience: int = 0  # early stopping: epochs without gain of ``monitor``; 0 = off
     monitor: str = ""  # validation metric that picks the best epoch; "" = the task's first
     seed: int = 0
+    optimizer: str = "adamw"  # adamw | sgd (vocflow.optim.OPTIMIZERS)
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    schedule: str = "cosine"  # cosine | poly | plateau | constant (vocflow.optim.SCHEDULES)
+    min_lr: float = 0.0  # floor of cosine and plateau
+    poly_power: float = 0.9  # poly: lr · (1 - t / T) ** power
+    lr_factor: float = 0.5  # plateau: LR multiplier when the metric stalls
+    lr_patience: int = 2  # plateau: stalled epochs before the LR drops
+    freeze_epochs: int = 0  # transfer models: epochs with the pretrained backbone frozen
+    lr_head: float | None = None  # head LR of the frozen phase; None = 10 · lr
+    image_size: int | None = None  # model input side in px; None = the cache's image size
+    amp: bool = True  # CUDA only: bf16 (or fp16 + grad scaler) mixed precision
+    channels_last: bool = True  # CUDA only: NHWC memory format for convolutions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +62,10 @@ class TrainSettings:
 
 
 # Keys of a variant entry that override training settings; every other key is a model parameter.
-TRAIN_KEYS = frozenset({"epochs", "batch_size", "lr", "weight_decay", "augment", "patience"})
+# The cell's identity (task, model, loss, ...) and the seed cannot be overridden per variant.
+TRAIN_KEYS = frozenset({f.name for f in fields(TrainSettings)} - {
+    "task", "model", "arch", "loss", "criterion", "model_params", "loss_params", "monitor",
+    "seed"})
 
 
 def resolve_model(config: dict[str, Any], model: str) -> tuple[str, dict, dict]:

@@ -2,14 +2,22 @@
 
 Shapes: classification logits (N, C) with 0/1 targets (N, C); segmentation logits (N, K, H, W)
 with integer targets (N, H, W) in 0..K-1 or 255.
+
+Segmentation losses built by ``build_loss`` also accept a model's train-mode output
+``{"out": logits, "aux": logits}``: loss(out) + aux_weight · loss(aux).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vocflow.errors import ConfigError, DataError
 from vocflow.registry import Registry
 
 VOID = 255
@@ -17,9 +25,90 @@ CLASSIFICATION_LOSSES: Registry[nn.Module] = Registry("classification loss")
 SEGMENTATION_LOSSES: Registry[nn.Module] = Registry("segmentation loss")
 
 
-def build_loss(task: str, name: str, **params) -> nn.Module:
+def build_loss(task: str, name: str, class_counts: Sequence | np.ndarray | None = None,
+               **params) -> nn.Module:
+    """Loss ``name`` of ``task`` with ``params`` (from config ``loss_params``).
+
+    ``class_counts``: pixel counts of classes 0..K-1 in the training fold's masks, per image
+    (n, K) as ``pixel_counts`` returns them (or fold totals (K,)); handed to the losses that take
+    them (``wce``) and ignored by the others. Segmentation: ``aux_weight`` (default 0.5,
+    torchvision's reference recipe) weights the auxiliary head's loss.
+    """
     registry = CLASSIFICATION_LOSSES if task == "classification" else SEGMENTATION_LOSSES
-    return registry.build(name, **params)
+    builder = registry.get(name)
+    aux_weight = float(params.pop("aux_weight", 0.5)) if task != "classification" else None
+    if "class_counts" in inspect.signature(builder).parameters:
+        params["class_counts"] = class_counts
+    loss = registry.build(name, **params)
+    return loss if aux_weight is None else WithAux(loss, aux_weight)
+
+
+class WithAux(nn.Module):
+    """``loss(out) + aux_weight · loss(aux)`` for dict outputs; plain ``loss`` for tensors."""
+
+    def __init__(self, loss: nn.Module, aux_weight: float = 0.5) -> None:
+        super().__init__()
+        self.loss, self.aux_weight = loss, aux_weight
+
+    def forward(self, output: torch.Tensor | dict[str, torch.Tensor],
+                target: torch.Tensor) -> torch.Tensor:
+        if not isinstance(output, dict):
+            return self.loss(output, target)
+        total = self.loss(output["out"], target)
+        if "aux" in output and self.aux_weight:
+            total = total + self.aux_weight * self.loss(output["aux"], target)
+        return total
+
+
+def pixel_counts(masks: np.ndarray, indices: np.ndarray | None, num_classes: int,
+                 chunk: int = 256) -> np.ndarray:
+    """(n, K) int64 per-image pixel counts of classes 0..K-1 in ``masks[indices]`` (masks
+    (N, H, W) uint8, void 255 excluded), in ``indices`` order. Chunked: a memory-mapped cache
+    is never read whole."""
+    idx = np.arange(len(masks)) if indices is None else np.asarray(indices)
+    out = np.zeros((len(idx), num_classes), np.int64)
+    for lo in range(0, len(idx), chunk):
+        block = np.asarray(masks[idx[lo : lo + chunk]]).reshape(-1, masks.shape[1] * masks.shape[2])
+        # One bincount per chunk: image j's values are shifted into bins [256 j, 256 j + 255].
+        shifted = block.astype(np.int64) + 256 * np.arange(len(block))[:, None]
+        counts = np.bincount(shifted.ravel(), minlength=256 * len(block)).reshape(-1, 256)
+        out[lo : lo + len(block)] = counts[:, :num_classes]
+    return out
+
+
+def class_weights(counts: Sequence | np.ndarray, method: str = "median",
+                  c: float = 1.02) -> torch.Tensor:
+    """(K,) float32 class weights from pixel counts: per image (n, K) or fold totals (K,).
+
+    With f_k = n_k / Σ n the fold's class frequencies:
+
+    - ``inverse``: 1 / f_k
+    - ``median``: median frequency balancing (Eigen & Fergus, 2015): median(g) / g_k with
+      g_k = n_k / (pixels of the images that contain k); from totals (K,) g = f, which makes it
+      ``inverse`` up to a constant
+    - ``enet``: 1 / ln(c + f_k) (Paszke et al., 2016; c = 1.02), bounded by 1 / ln c
+
+    A class absent from the fold gets the largest weight of the present ones (inverse, median).
+    Weights are scaled so that Σ f_k w_k = 1 (the mean weight of a training pixel is 1).
+    """
+    per_image = np.asarray(counts, dtype=np.float64)
+    per_image = per_image[None] if per_image.ndim == 1 else per_image
+    n = per_image.sum(axis=0)
+    if per_image.ndim != 2 or (per_image < 0).any() or n.sum() <= 0:
+        raise DataError(f"class pixel counts of shape {per_image.shape} have no labelled pixel; "
+                        "check the training fold's masks (all void?)")
+    f, present = n / n.sum(), n > 0
+    if method == "enet":
+        w = 1.0 / np.log(c + f)
+    elif method in ("inverse", "median"):
+        # Pixels of the images containing each class: (K,) = presence (n, K)ᵀ · image sizes (n,)
+        g = f if method == "inverse" else n / ((per_image > 0).T @ per_image.sum(axis=1) + 1e-12)
+        w = np.zeros_like(f)
+        w[present] = (np.median(g[present]) if method == "median" else 1.0) / g[present]
+        w[~present] = w[present].max()
+    else:
+        raise ConfigError(f"unknown class weighting '{method}'; valid: enet, inverse, median")
+    return torch.as_tensor(w / (f * w).sum(), dtype=torch.float32)
 
 
 @CLASSIFICATION_LOSSES.register("bce")
@@ -36,6 +125,30 @@ class CELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, ignore_index=VOID)
+
+
+@SEGMENTATION_LOSSES.register("wce")
+class WeightedCELoss(nn.Module):
+    """Class-weighted pixel cross-entropy: Σ w_y · CE / Σ w_y over non-void pixels.
+
+    ``weighting``: inverse | median | enet (see ``class_weights``); ``class_counts`` come from
+    the training fold (``build_loss(..., class_counts=...)``), never from validation data.
+    """
+
+    def __init__(self, class_counts: Sequence | np.ndarray | None = None,
+                 weighting: str = "median", c: float = 1.02) -> None:
+        super().__init__()
+        if class_counts is None:
+            raise ConfigError("loss 'wce' needs the training fold's class pixel counts: "
+                              "build_loss(task, 'wce', class_counts=pixel_counts(...))")
+        self.register_buffer("weight", class_weights(class_counts, weighting, c))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] != len(self.weight):
+            raise ConfigError(f"wce has {len(self.weight)} class weights but the model outputs "
+                              f"{logits.shape[1]} classes")
+        weight = self.weight.to(device=logits.device, dtype=logits.dtype)
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=VOID)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:

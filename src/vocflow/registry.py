@@ -34,10 +34,15 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._builders
 
-    def build(self, name: str, **params: Any) -> T:
+    def get(self, name: str) -> Callable[..., T]:
+        """The constructor registered as ``name`` (unknown names list the valid ones)."""
         if name not in self._builders:
             raise ConfigError(f"unknown {self.kind} '{name}'; valid: {', '.join(self.names())}")
+        return self._builders[name]
+
+    def build(self, name: str, **params: Any) -> T:
+        builder = self.get(name)
         try:
-            return self._builders[name](**params)
+            return builder(**params)
         except TypeError as err:
             raise ConfigError(f"bad parameters {params} for {self.kind} '{name}': {err}") from err

@@ -53,3 +53,16 @@ def score_against_cache(submissions: Mapping[str, str | Path], test_cache_dir: s
     write_yaml(out_yaml, {name: {k: float(v) for k, v in s.items()} for name, s in scores.items()})
     for name, s in scores.items():
         log.info("%s submission: Kaggle score %.4f", name, s["score"])
+
+
+def score_oof(oof_submission_csv: str | Path, train_cache_dir: str | Path,
+              out_yaml: str | Path) -> None:
+    """Sanity line: the final pipeline's OOF predictions, written and read back as a Kaggle
+    submission (RLE both ways), scored on the training labels (``oof_sanity``)."""
+    cache = load_cache(train_cache_dir)
+    masks = [cache.original_mask(i) for i in range(len(cache))]
+    scores = score_submission(oof_submission_csv, cache.ids, cache.labels, masks,
+                              len(cache.class_names))
+    write_yaml(out_yaml, {"oof_sanity": {k: float(v) for k, v in scores.items()}})
+    log.info("OOF sanity: the submission path scores %.4f on the training labels",
+             scores["score"])

@@ -1,50 +1,84 @@
 """Training of one grid cell: fit on K-1 folds, validate on the held-out fold every epoch.
 
 Writes the best checkpoint, the per-epoch metrics and the out-of-fold (OOF) probabilities of the
-best epoch. Deterministic on CPU for a given seed and fold.
+best epoch; early stopping (``patience``) ends a run and the best weights are restored before
+the OOF pass. Deterministic on CPU for a given seed and fold, with or without loader workers.
+
+Recipe (vocflow.optim): optimiser and LR schedule by config name, two phases for transfer
+models (frozen backbone, then everything). On CUDA: mixed precision (bf16 where supported, else
+fp16 with a grad scaler), channels_last, pinned memory and loader workers from the job's CPUs.
+
+Resumable (vocflow.resume): with ``state_dir`` the run saves its state after every epoch and on
+SIGUSR1/SIGTERM after the current batch, and a restarted job continues where it stopped. The
+state is deleted once the outputs are written: the outputs are the durable record, and a grid
+of hundreds of cells should not keep an optimiser's moments per cell on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import random
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from vocflow.config import TrainSettings
 from vocflow.data.cache import Cache, load_cache
-from vocflow.data.dataset import CacheDataset
+from vocflow.data.dataset import CacheBatches, EpochBatches, unwrap
 from vocflow.data.folds import read_folds
-from vocflow.data.transforms import build_transform
+from vocflow.data.transforms import build_transform, normalize_batch
 from vocflow.errors import ConfigError, DataError
 from vocflow.evaluation import TASK_METRICS, classification_scores, segmentation_scores
 from vocflow.io import save_npz, torch_save, write_csv
 from vocflow.losses import build_loss
-from vocflow.models import build_model
+from vocflow.models import backbone_modules, build_model, param_groups
+from vocflow.optim import Phase, build_phase, freeze_epochs, train_mode
+from vocflow.progress import BatchProgress, epochs_bar
+from vocflow.resume import (
+    Interrupted,
+    StateStore,
+    StopFlag,
+    fingerprint,
+    ignore_stop_signals,
+    rng_state,
+    set_rng_state,
+    stop_signals,
+)
 
 log = logging.getLogger(__name__)
 PROB_SCALE = 255  # segmentation OOF probabilities are stored as uint8: p ≈ q / 255
-
-
-def seed_everything(seed: int, threads: int) -> torch.Generator:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    return torch.Generator().manual_seed(seed)
+# callback(event, epoch, batch, model), event "batch_end" or "epoch_end": a hook for tests.
+Callback = Callable[[str, int, int, nn.Module], None]
 
 
 def pick_device() -> torch.device:
     # Jobs on nodes without a usable CUDA driver (or fake GPUs in tests) fall back to CPU.
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int, threads: int, device: torch.device | None = None) -> None:
+    """Seed the global generators; exact kernels on CPU, fast (cuDNN autotuned) ones on CUDA."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, threads))
+    cv2.setNumThreads(max(1, threads))  # OpenCV would otherwise start a thread per node core
+    if device is not None and device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def num_outputs(task: str, num_classes: int) -> int:
@@ -59,60 +93,87 @@ def split_indices(folds: np.ndarray, fold: int, cache_dir: str | Path) -> tuple[
     return train_idx, val_idx
 
 
-def make_loaders(cache: Cache, s: TrainSettings, train_idx: np.ndarray, val_idx: np.ndarray,
-                 generator: torch.Generator, seed: int) -> tuple[DataLoader, DataLoader]:
-    def dataset(idx: np.ndarray, transform: Any) -> CacheDataset:
-        return CacheDataset(cache.images, cache.masks, cache.labels, idx, s.task, transform)
-
-    train = DataLoader(dataset(train_idx, build_transform(s.augment, seed)),
-                       batch_size=s.batch_size, shuffle=True, generator=generator)
-    val = DataLoader(dataset(val_idx, None), batch_size=s.batch_size * 2, shuffle=False)
-    return train, val
+# ----------------------------------------------------------------------------- set-up
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-                    optimizer: torch.optim.Optimizer, device: torch.device) -> float:
-    model.train()
-    total, count = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total, count = total + loss.item() * len(x), count + len(x)
-    return total / max(count, 1)
+@dataclass
+class Amp:
+    """Mixed precision and memory format of one run (both off on CPU: exact results)."""
+
+    dtype: torch.dtype | None  # autocast dtype; None = full precision
+    scaler: torch.amp.GradScaler  # enabled for fp16 only (bf16 has fp32's exponent range)
+    channels_last: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.dtype)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-             device: torch.device, task: str) -> tuple[float, np.ndarray, np.ndarray]:
-    """Mean loss, probabilities and hard predictions over ``loader``.
-
-    classification: probs (N, C) float32, preds (N, C) bool at 0.5;
-    segmentation: probs (N, K, S, S) uint8 (x / 255), preds (N, S, S) arg-max.
-    """
-    model.eval()
-    total, probs, preds = 0.0, [], []
-    for x, y in loader:
-        logits = model(x.to(device))
-        total += loss_fn(logits, y.to(device)).item() * len(x)
-        if task == "classification":
-            p = logits.sigmoid()
-            probs.append(p.float().cpu().numpy())
-            preds.append((p >= 0.5).cpu().numpy())
-        else:
-            p = logits.softmax(dim=1)
-            probs.append((p * PROB_SCALE).round().to(torch.uint8).cpu().numpy())
-            preds.append(p.argmax(dim=1).to(torch.uint8).cpu().numpy())
-    return total / len(loader.dataset), np.concatenate(probs), np.concatenate(preds)
+def amp_for(s: TrainSettings, device: torch.device) -> Amp:
+    if device.type != "cuda":
+        return Amp(None, torch.amp.GradScaler("cuda", enabled=False), False)
+    dtype = None
+    if s.amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    return Amp(dtype, scaler, s.channels_last)
 
 
-def score(task: str, cache: Cache, idx: np.ndarray, probs: np.ndarray,
-          preds: np.ndarray) -> dict[str, float]:
-    if task == "classification":
-        return classification_scores(probs, cache.labels[idx], preds)
-    return segmentation_scores(preds, np.asarray(cache.masks[idx]), len(cache.class_names) + 1)
+def loader_workers(device: torch.device, threads: int, workers: int | None) -> int:
+    """Worker processes: on CUDA all but one of the job's CPUs feed the GPU; on CPU the
+    main process loads (the job's threads are busy computing)."""
+    if workers is not None:
+        return workers
+    return max(1, threads - 1) if device.type == "cuda" else 0
+
+
+def init_worker(worker_id: int) -> None:
+    # Batches are seeded by (epoch, batch), so worker seeds only cover stray global draws.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    cv2.setNumThreads(1)
+    ignore_stop_signals()
+
+
+def make_loader(data: CacheBatches, sampler: EpochBatches, workers: int, pin: bool,
+                seed: int) -> DataLoader:
+    # The loader's own generator keeps its per-epoch worker-seed draw off the global RNG,
+    # whose state (dropout) a resumed run restores exactly.
+    return DataLoader(data, batch_sampler=sampler, collate_fn=unwrap, num_workers=workers,
+                      pin_memory=pin, persistent_workers=workers > 0, worker_init_fn=init_worker,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass
+class Cell:
+    """Everything of one training cell that is built once and never saved."""
+
+    s: TrainSettings
+    fold: int
+    metric: str
+    cache: Cache
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    device: torch.device
+    model: nn.Module
+    loss_fn: nn.Module
+    amp: Amp
+    input_size: int  # model input side (px)
+    train_sampler: EpochBatches
+    train_loader: DataLoader
+    val_loader: DataLoader
+    backbone: list[nn.Parameter]
+    head: list[nn.Parameter]
+    backbone_mods: list[nn.Module]
+
+    def phase(self, number: int) -> Phase:
+        return build_phase(number, self.s, self.backbone, self.head, self.backbone_mods)
+
+    @property
+    def cache_size(self) -> int:
+        return int(self.cache.images.shape[1])
 
 
 def monitored_metric(s: TrainSettings) -> str:
@@ -123,60 +184,355 @@ def monitored_metric(s: TrainSettings) -> str:
     return metric
 
 
-def checkpoint_payload(model: nn.Module, s: TrainSettings, cache: Cache, epoch: int,
-                       value: float) -> dict[str, Any]:
-    # Plain types and tensors only, so torch.load(weights_only=True) can read it back.
-    meta = {"task": s.task, "model": s.model, "arch": s.arch, "model_params": s.model_params,
+def class_counts(cache: Cache, idx: np.ndarray, num_classes: int, chunk: int = 256) -> np.ndarray:
+    """(K,) int64 pixel counts of classes 0..K-1 over the masks of ``idx``; void excluded."""
+    counts = np.zeros(256, np.int64)
+    for lo in range(0, len(idx), chunk):  # chunked: never pulls the whole map into RAM
+        counts += np.bincount(np.asarray(cache.masks[idx[lo:lo + chunk]]).ravel(), minlength=256)
+    return counts[:num_classes]
+
+
+def make_loss(s: TrainSettings, cache: Cache, train_idx: np.ndarray) -> nn.Module:
+    """The cell's loss; segmentation losses that take ``class_counts`` (``wce``) get the
+    training fold's pixel counts, so class weights never see the validation fold."""
+    name = s.criterion or s.loss
+    if s.task == "segmentation" and "class_counts" in inspect.signature(build_loss).parameters:
+        counts = class_counts(cache, train_idx, num_outputs(s.task, len(cache.class_names)))
+        return build_loss(s.task, name, class_counts=counts, **s.loss_params)
+    return build_loss(s.task, name, **s.loss_params)
+
+
+def build_loaders(cell_seed: int, s: TrainSettings, cache: Cache, idx: tuple[np.ndarray, ...],
+                  size: int, workers: int, pin: bool) -> tuple[EpochBatches, DataLoader,
+                                                               DataLoader]:
+    train_idx, val_idx = idx
+    transform = build_transform(s.augment, size, cache_size=int(cache.images.shape[1]))
+    train = CacheBatches(cache.images, cache.masks, cache.labels, train_idx, s.task, transform,
+                         seed=cell_seed)
+    val = CacheBatches(cache.images, cache.masks, cache.labels, val_idx, s.task)
+    sampler = EpochBatches(len(train_idx), s.batch_size, seed=cell_seed, shuffle=True)
+    val_sampler = EpochBatches(len(val_idx), s.batch_size * 2, shuffle=False)
+    # Validation batches are single memory-map reads (no augmentation): the main process
+    # keeps up, and no second set of idle worker processes is held for them.
+    return (sampler, make_loader(train, sampler, workers, pin, cell_seed),
+            make_loader(val, val_sampler, 0, pin, cell_seed))
+
+
+def setup_cell(s: TrainSettings, cache_dir: str | Path, folds_csv: str | Path, fold: int,
+               threads: int, workers: int | None) -> Cell:
+    device = pick_device()
+    seed_everything(s.seed + fold, threads, device)
+    cache = load_cache(cache_dir)
+    idx = split_indices(read_folds(folds_csv, cache.ids), fold, cache_dir)
+    amp = amp_for(s, device)
+    model = build_model(s.task, s.arch, num_outputs(s.task, len(cache.class_names)),
+                        **s.model_params)
+    fmt = torch.channels_last if amp.channels_last else torch.preserve_format
+    model = model.to(device, memory_format=fmt)
+    backbone, head = param_groups(model)
+    size = s.image_size or int(cache.images.shape[1])
+    n_workers = loader_workers(device, threads, workers)
+    loaders = build_loaders(s.seed + fold, s, cache, idx, size, n_workers, device.type == "cuda")
+    log.info("cell %s/%s/%s fold %d: %d train, %d val images at %d px on %s (amp %s, "
+             "channels_last %s, %d loader workers)", s.task, s.model, s.loss, fold,
+             len(idx[0]), len(idx[1]), size, device, amp.dtype, amp.channels_last, n_workers)
+    return Cell(s, fold, monitored_metric(s), cache, idx[0], idx[1], device, model,
+                make_loss(s, cache, idx[0]), amp, size, *loaders, backbone, head,
+                backbone_modules(model))
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def model_input(cell: Cell, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """uint8 batch from the loader -> normalised model input and target on the device."""
+    x = x.to(cell.device, non_blocking=True)
+    y = y.to(cell.device, non_blocking=True)
+    x = normalize_batch(x, cell.input_size, cell.amp.channels_last)
+    return x, (y.long() if cell.s.task == "segmentation" else y)
+
+
+def as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> Any:
+    # Losses run in fp32 whatever autocast computed the logits in (Dice/Lovász sums, log).
+    if isinstance(out, dict):
+        return {k: v.float() for k, v in out.items()}
+    return out.float()
+
+
+def train_step(cell: Cell, phase: Phase, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x, y = model_input(cell, x, y)
+    with cell.amp.autocast():
+        out = cell.model(x)
+    loss = cell.loss_fn(as_float(out), y)
+    phase.optimizer.zero_grad(set_to_none=True)
+    cell.amp.scaler.scale(loss).backward()
+    cell.amp.scaler.step(phase.optimizer)  # skipped (fp16) when gradients overflowed
+    cell.amp.scaler.update()
+    return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(cell: Cell) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean loss, probabilities and hard predictions over the validation fold.
+
+    classification: probs (N, C) float32, preds (N, C) bool at 0.5; segmentation: probs
+    (N, K, S, S) uint8 (x / 255) and preds (N, S, S) arg-max at the cache side S (logits of a
+    model run at another side are resized bilinearly first).
+    """
+    cell.model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=cell.device)
+    probs, preds = [], []
+    for x_raw, y_raw in cell.val_loader:
+        x, y = model_input(cell, x_raw, y_raw)
+        with cell.amp.autocast():
+            out = cell.model(x)
+        logits = as_float(out["out"] if isinstance(out, dict) else out)
+        if cell.s.task == "segmentation" and logits.shape[-1] != cell.cache_size:
+            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        total += cell.loss_fn(logits, y).double() * len(x)
+        p, q = output_probs(cell.s.task, logits)
+        probs.append(p)
+        preds.append(q)
+    return total.item() / len(cell.val_idx), np.concatenate(probs), np.concatenate(preds)
+
+
+def output_probs(task: str, logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    if task == "classification":
+        p = logits.sigmoid()
+        return p.cpu().numpy(), (p >= 0.5).cpu().numpy()
+    p = logits.softmax(dim=1)
+    return ((p * PROB_SCALE).round().to(torch.uint8).cpu().numpy(),
+            p.argmax(dim=1).to(torch.uint8).cpu().numpy())
+
+
+def score(task: str, cache: Cache, idx: np.ndarray, probs: np.ndarray,
+          preds: np.ndarray) -> dict[str, float]:
+    if task == "classification":
+        return classification_scores(probs, cache.labels[idx], preds)
+    return segmentation_scores(preds, np.asarray(cache.masks[idx]), len(cache.class_names) + 1)
+
+
+def checkpoint_payload(cell: Cell, epoch: int, value: float) -> dict[str, Any]:
+    """The best.pt content. Plain types and (cloned, CPU) tensors only, so
+    torch.load(weights_only=True) reads it and later training cannot change it.
+
+    ``image_size`` is the cache side the model was validated against (prediction checks it
+    against the test cache); ``input_size`` the side the model itself sees. ``model_params``
+    leave out ``pretrained``: the trained weights replace the initial ones, and rebuilding
+    must not need the weights cache (vocflow.models: the architecture does not depend on it).
+    """
+    s, cache = cell.s, cell.cache
+    params = {k: v for k, v in s.model_params.items() if k != "pretrained"}
+    meta = {"task": s.task, "model": s.model, "arch": s.arch, "model_params": params,
+            "pretrained": s.model_params.get("pretrained", False),
             "num_outputs": num_outputs(s.task, len(cache.class_names)),
-            "class_names": list(cache.class_names), "image_size": int(cache.images.shape[1]),
-            "epoch": epoch, "monitor": monitored_metric(s), "score": float(value)}
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            "class_names": list(cache.class_names), "image_size": cell.cache_size,
+            "input_size": cell.input_size, "epoch": epoch, "monitor": cell.metric,
+            "score": float(value)}
+    state = {k: v.detach().to("cpu", copy=True) for k, v in cell.model.state_dict().items()}
     return {"state_dict": state, "meta": meta}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class RunState:
+    """Where a run stands: everything of the loop that a resume restores (plain types)."""
+
+    epoch: int = 1  # the epoch to run next (1-based)
+    batch: int = 0  # batches of ``epoch`` already done (> 0 after a mid-epoch stop)
+    loss_sum: float = 0.0  # training loss summed over the images of those batches
+    loss_count: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
+    best: float = -np.inf
+    best_epoch: int = 0
+    best_file: str = ""  # best_e{k}.pt in the state directory
+    stale: int = 0  # epochs since the last improvement (early stopping)
+    finished: bool = False  # early-stopped or all epochs done
+    resumed_from: int = 0  # epochs already completed when this process started
+
+
+@dataclass
+class Run:
+    """A run in progress: its saveable state plus the live objects it drives."""
+
+    state: RunState
+    phase: Phase
+    best: dict[str, Any] | None = None  # the best epoch's checkpoint payload
+    store: StateStore | None = None
+    stop: StopFlag = field(default_factory=StopFlag)
+    callback: Callback | None = None
+
+
+def snapshot(cell: Cell, run: Run) -> dict[str, Any]:
+    """The resume state (vocflow.resume) of ``run`` now."""
+    return {"settings": cell.s.to_dict(), "run": asdict(run.state), "phase": run.phase.number,
+            "model": cell.model.state_dict(), "optimizer": run.phase.optimizer.state_dict(),
+            "scheduler": run.phase.scheduler.state_dict(),
+            "scaler": cell.amp.scaler.state_dict(), "rng": rng_state()}
+
+
+def save(cell: Cell, run: Run) -> None:
+    if run.store is not None:
+        run.store.save(snapshot(cell, run), run.state.best_file)
+
+
+def start(cell: Cell, store: StateStore | None) -> Run:
+    """A fresh run, or the saved one when ``store`` holds a state of these settings."""
+    first = 1 if freeze_epochs(cell.s, cell.backbone) > 0 else 2
+    saved = store.load(cell.s.to_dict()) if store is not None else None
+    if saved is None:
+        return Run(RunState(), cell.phase(first), store=store)
+    state = RunState(**saved["run"])
+    cell.model.load_state_dict(saved["model"])
+    phase = cell.phase(saved["phase"])
+    phase.optimizer.load_state_dict(saved["optimizer"])
+    phase.scheduler.load_state_dict(saved["scheduler"])
+    cell.amp.scaler.load_state_dict(saved["scaler"])
+    set_rng_state(saved["rng"])
+    state.resumed_from = state.epoch - 1
+    best = store.load_best(state.best_file) if state.best_file else None
+    log.info("resumed at epoch %d (batch %d) from %s: %d epochs were already done",
+             state.epoch, state.batch, store.dir, state.resumed_from)
+    return Run(state, phase, best=best, store=store)
+
+
+def train_epoch(cell: Cell, run: Run) -> None:
+    """Train the rest of epoch ``run.state.epoch``; on a stop signal save and exit."""
+    st = run.state
+    train_mode(cell.model, run.phase)
+    cell.train_sampler.set_epoch(st.epoch, start=st.batch)
+    bar = BatchProgress(len(cell.train_sampler), f"epoch {st.epoch}", initial=st.batch)
+    loss_sum = torch.tensor(st.loss_sum, dtype=torch.float64, device=cell.device)
+    for x, y in cell.train_loader:
+        loss = train_step(cell, run.phase, x, y)
+        loss_sum += loss.double() * len(x)  # stays on the device: no sync per batch
+        st.batch, st.loss_count = st.batch + 1, st.loss_count + len(x)
+        bar.step(len(x), loss.item() if bar.wants_loss() else None)
+        if run.callback is not None:
+            run.callback("batch_end", st.epoch, st.batch, cell.model)
+        if run.stop:
+            st.loss_sum = loss_sum.item()
+            bar.close()
+            stop_now(cell, run)
+    st.loss_sum = loss_sum.item()
+    bar.close()
+
+
+def stop_now(cell: Cell, run: Run) -> None:
+    save(cell, run)
+    signum = run.stop.signum or 0
+    log.warning("stop signal %d: state saved at epoch %d batch %d; exiting to be re-run",
+                signum, run.state.epoch, run.state.batch)
+    raise Interrupted(signum)
+
+
+def end_epoch(cell: Cell, run: Run, lr: float, seconds: float) -> None:
+    """Validate, step the schedule, keep the best, append the metrics row."""
+    st = run.state
+    val_loss, probs, preds = evaluate(cell)
+    scores = score(cell.s.task, cell.cache, cell.val_idx, probs, preds)
+    value = scores[cell.metric]
+    run.phase.step(value)
+    improved = value > st.best or run.best is None
+    if improved:
+        st.best, st.best_epoch, st.stale = value, st.epoch, 0
+        run.best = checkpoint_payload(cell, st.epoch, value)
+        if run.store is not None:
+            st.best_file = run.store.save_best(st.epoch, run.best)
+    else:
+        st.stale += 1
+    st.rows.append({"epoch": st.epoch, "train_loss": st.loss_sum / max(st.loss_count, 1),
+                    "val_loss": val_loss, **{f"val_{k}": v for k, v in scores.items()},
+                    "lr": lr, "phase": run.phase.number, "resumed_from": st.resumed_from,
+                    "seconds": seconds})
+    log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f lr %.2g%s", st.epoch,
+             cell.s.epochs, st.rows[-1]["train_loss"], val_loss, cell.metric, value, lr,
+             " *" if improved else "")
+
+
+def next_epoch(cell: Cell, run: Run) -> None:
+    """Advance to the next epoch (switching phase after the frozen epochs) or finish."""
+    st = run.state
+    if st.epoch == freeze_epochs(cell.s, cell.backbone) and st.epoch < cell.s.epochs:
+        run.phase = cell.phase(2)
+        log.info("backbone unfrozen after epoch %d; lr %.2g", st.epoch, cell.s.lr)
+    if cell.s.patience and st.stale >= cell.s.patience:
+        log.info("early stop: no val_%s gain for %d epochs; best epoch %d", cell.metric,
+                 st.stale, st.best_epoch)
+        st.finished = True
+    st.finished = st.finished or st.epoch >= cell.s.epochs
+    st.epoch, st.batch, st.loss_sum, st.loss_count = st.epoch + 1, 0, 0.0, 0
+
+
+def fit(cell: Cell, run: Run) -> None:
+    st = run.state
+    remaining = range(st.epoch, cell.s.epochs + 1) if not st.finished else range(0)
+    for _ in epochs_bar(remaining, total=cell.s.epochs, initial=st.epoch - 1):
+        start_time, lr = time.perf_counter(), run.phase.lr()
+        train_epoch(cell, run)
+        end_epoch(cell, run, lr, time.perf_counter() - start_time)
+        next_epoch(cell, run)
+        save(cell, run)
+        if run.callback is not None:
+            run.callback("epoch_end", st.epoch - 1, 0, cell.model)
+        if run.stop:
+            stop_now(cell, run)
+        if st.finished:
+            break
+
+
+def cell_fingerprint(cell: Cell) -> str:
+    ids = [cell.cache.ids[i] for i in cell.val_idx]
+    return fingerprint(cell.s.to_dict(), fold=cell.fold, val_ids=ids, n=len(cell.cache),
+                       image_size=cell.cache_size)
+
+
+@contextlib.contextmanager
+def signals_if(enabled: bool, run: Run) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    with stop_signals() as flag:
+        run.stop = flag
+        yield
 
 
 def train_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, settings: dict[str, Any],
                checkpoint_path: str | Path, metrics_path: str | Path, oof_path: str | Path,
-               threads: int = 1) -> None:
-    """Train one cell and write its checkpoint, per-epoch metrics CSV and OOF probabilities."""
+               threads: int = 1, state_dir: str | Path | None = None,
+               workers: int | None = None, callback: Callback | None = None) -> None:
+    """Train one cell and write its checkpoint, per-epoch metrics CSV and OOF probabilities.
+
+    ``state_dir``: where the resume state lives (see the module docstring); None = no resume.
+    ``workers``: DataLoader worker processes; None = sized from ``threads`` and the device.
+    """
     s = TrainSettings.from_dict(settings)
-    metric = monitored_metric(s)
-    generator = seed_everything(s.seed + fold, threads)
-    cache = load_cache(cache_dir)
-    train_idx, val_idx = split_indices(read_folds(folds_csv, cache.ids), fold, cache_dir)
-    device = pick_device()
-    model = build_model(s.task, s.arch, num_outputs(s.task, len(cache.class_names)),
-                        **s.model_params).to(device)
-    loss_fn = build_loss(s.task, s.criterion or s.loss, **s.loss_params)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, s.epochs))
-    train_loader, val_loader = make_loaders(cache, s, train_idx, val_idx, generator,
-                                           s.seed + fold)
-    log.info("cell %s/%s/%s fold %d: %d train, %d val images on %s", s.task, s.model, s.loss,
-             fold, len(train_idx), len(val_idx), device)
-    rows, best, best_probs, stale = [], -np.inf, None, 0
-    for epoch in range(1, s.epochs + 1):
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, device)
-        scheduler.step()
-        val_loss, probs, preds = evaluate(model, val_loader, loss_fn, device, s.task)
-        scores = score(s.task, cache, val_idx, probs, preds)
-        improved = scores[metric] > best
-        if improved:
-            best, best_probs, stale = scores[metric], probs, 0
-            torch_save(checkpoint_path, checkpoint_payload(model, s, cache, epoch, best))
-        else:
-            stale += 1
-        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                     **{f"val_{k}": v for k, v in scores.items()}, "lr": lr,
-                     "seconds": time.perf_counter() - start})
-        log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", epoch, s.epochs,
-                 train_loss, val_loss, metric, scores[metric], " *" if improved else "")
-        if s.patience and stale >= s.patience:
-            log.info("early stop: no val_%s gain for %d epochs", metric, stale)
-            break
-    write_metrics(metrics_path, rows, s, fold, metric)
-    write_oof(oof_path, cache, val_idx, best_probs)
+    cell = setup_cell(s, cache_dir, folds_csv, fold, threads, workers)
+    store = StateStore(state_dir, cell_fingerprint(cell)) if state_dir is not None else None
+    run = start(cell, store)
+    run.callback = callback
+    with signals_if(store is not None, run):
+        fit(cell, run)
+    finish(cell, run, checkpoint_path, metrics_path, oof_path)
+    if store is not None:
+        store.clear()
+
+
+def finish(cell: Cell, run: Run, checkpoint_path: str | Path, metrics_path: str | Path,
+           oof_path: str | Path) -> None:
+    """Restore the best weights, compute their OOF probabilities, write the outputs."""
+    assert run.best is not None
+    cell.model.load_state_dict(run.best["state_dict"])
+    _, probs, _ = evaluate(cell)
+    torch_save(checkpoint_path, run.best)
+    write_metrics(metrics_path, run.state.rows, cell.s, cell.fold, cell.metric)
+    write_oof(oof_path, cell.cache, cell.val_idx, probs)
+    resumed = max((row["resumed_from"] for row in run.state.rows), default=0)
+    log.info("best epoch %d (val_%s %.4f); %d epochs came from a resumed state",
+             run.state.best_epoch, cell.metric, run.state.best, resumed)
 
 
 def write_metrics(path: str | Path, rows: list[dict], s: TrainSettings, fold: int,

@@ -1,4 +1,5 @@
-# Submission: the Kaggle csv (ours and the random baseline's) and, with labels, their scores.
+# Submission: the Kaggle csv (ours and the random baseline's) and, with labels, their scores;
+# the OOF sanity line scores the same pipeline's OOF predictions through the submission format.
 
 
 rule submission:
@@ -45,3 +46,20 @@ rule score:
         "results/logs/score.log",
     script:
         "../scripts/score.py"
+
+
+rule oof_score:
+    input:
+        cache=cache("train"),
+        submission="results/oof_submission.csv",
+    output:
+        "results/oof_score.yaml",
+    conda:
+        ENV
+    log:
+        "results/logs/oof_score.log",
+    script:
+        "../scripts/oof_score.py"
+
+
+EXTRA_TARGETS += ["results/oof_score.yaml"]

@@ -1,16 +1,17 @@
-"""Predict the test split with the selected cell (vocflow.predict.predict_test)."""
+"""Test probabilities of the selected cell's fold ensemble (vocflow.predict.predict_probs)."""
 
 from pathlib import Path
 
 from vocflow.logs import setup_logging
-from vocflow.predict import predict_test
+from vocflow.predict import predict_probs
 
 setup_logging(snakemake.log[0])
-predict_test(
+predict_probs(
     Path(snakemake.input.cache[0]).parent,
     snakemake.input.selection,
     snakemake.output[0],
     batch_size=snakemake.params.batch_size,
     tta=snakemake.params.tta,
     threads=snakemake.threads,
+    per_fold=snakemake.params.per_fold,
 )

@@ -15,4 +15,5 @@ train_cell(
     metrics_path=snakemake.output.metrics,
     oof_path=snakemake.output.oof,
     threads=snakemake.threads,
+    state_dir=snakemake.params.state_dir,
 )

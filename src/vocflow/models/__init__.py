@@ -1,17 +1,73 @@
-"""Models by task. Importing this package registers every built-in model."""
+"""Models by task. Importing this package registers every built-in model.
+
+Contract (what vocflow.train and vocflow.predict rely on):
+
+- ``build_model(task, arch, num_classes, pretrained=False, **params)`` builds registry model
+  ``arch``; ``num_classes`` counts outputs (C for classification, C + 1 with background for
+  segmentation). ``pretrained`` is ``false`` (random init, works everywhere), ``true`` /
+  ``"imagenet"``, ``"coco"`` (torchvision segmentation models) or a weights enum member name;
+  see vocflow.models.weights. Weights come from the local cache only; a missing file raises
+  MissingWeightsError (one line naming the file and the fetch command). The architecture, and
+  so the state-dict keys, do not depend on ``pretrained``: a checkpoint is restored by building
+  with ``pretrained=False`` and loading its state dict.
+- Input: (N, 3, H, W) float, normalised with ImageNet mean/std (vocflow.data.transforms).
+- Classification output: logits (N, C).
+- Segmentation output: logits (N, K, H, W) at input resolution in eval mode. In train mode,
+  models with an auxiliary head (deeplabv3_*, fcn_resnet50, unless ``aux: false``) return
+  ``{"out": (N, K, H, W), "aux": (N, K, H, W)}``; the losses of vocflow.losses accept either.
+- ``param_groups(model) -> (backbone params, head params)``; the backbone part is empty for a
+  model trained from scratch (cnn, unet, any ``pretrained: false`` model), so the two-phase
+  schedule has nothing to freeze there.
+- ``backbone_modules(model)``: the pretrained modules to freeze (``requires_grad_(False)``) and to
+  keep in eval mode (BatchNorm statistics) during the frozen phase; empty from scratch.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from torch import nn
 
-from vocflow.models import classification, unet  # noqa: F401  (registers the models)
+from vocflow.errors import ConfigError
+from vocflow.models import (  # noqa: F401  (registers the models)
+    classification,
+    lite,
+    segmentation,
+    transfer,
+    unet,
+)
 from vocflow.models.registry import CLASSIFIERS, SEGMENTERS, registry_for
+from vocflow.models.weights import has_weights, weights_key
 
-__all__ = ["CLASSIFIERS", "SEGMENTERS", "build_model", "registry_for"]
+__all__ = ["CLASSIFIERS", "SEGMENTERS", "backbone_modules", "build_model", "param_groups",
+           "registry_for"]
+log = logging.getLogger(__name__)
 
 
-def build_model(task: str, arch: str, num_classes: int, **params: Any) -> nn.Module:
-    """Build ``arch`` for ``task``; ``num_classes`` counts outputs (C, or C + 1 with background)."""
-    return registry_for(task).build(arch, num_classes=num_classes, **params)
+def build_model(task: str, arch: str, num_classes: int, pretrained: bool | str = False,
+                **params: Any) -> nn.Module:
+    """Build ``arch`` for ``task`` (see the module docstring for the contract)."""
+    registry = registry_for(task)
+    registry.get(arch)  # an unknown name fails here, before the weights question
+    if "weights" in params:
+        raise ConfigError(f"{arch}: choose weights with 'pretrained', not 'weights'")
+    key = weights_key(arch, pretrained)
+    if key is None and has_weights(arch):
+        log.info("%s: random initialisation (pretrained: false)", arch)
+    extra = {"weights": key} if key is not None else {}
+    return registry.build(arch, num_classes=num_classes, **extra, **params)
+
+
+def backbone_modules(model: nn.Module) -> list[nn.Module]:
+    """Pretrained modules to freeze in the first phase; [] for a model trained from scratch."""
+    if not getattr(model, "pretrained", False):
+        return []
+    return [model.backbone]
+
+
+def param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(backbone parameters, head parameters): disjoint, together every parameter once."""
+    backbone = [p for m in backbone_modules(model) for p in m.parameters()]
+    ids = {id(p) for p in backbone}
+    return backbone, [p for p in model.parameters() if id(p) not in ids]

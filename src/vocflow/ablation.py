@@ -1,0 +1,311 @@
+"""The ablation table: raw -> +thresholds -> +CRF -> +TTA -> +ensemble, per task.
+
+The first four steps are measured on the selected cells' out-of-fold (OOF) predictions of every
+training image, at original size, with the Kaggle metric (mean per-row Dice) and mIoU; each
+step adds to the previous one, following the decisions the pipeline really takes (a CRF that the
+search dropped is measured in its own row but not carried into +TTA). "+ensemble" cannot be
+measured on OOF: each OOF image has exactly one out-of-fold model, and averaging all folds'
+models would include models trained on that image. It is measured on the labelled test split
+instead (when labels exist), beside the single fold models on the same images.
+
+Shards split the OOF images round-robin (``vocflow.crf.shard_positions``); each writes its
+tallies (summable counts and per-image Dice) and the final pipeline's submission rows, and
+``write_ablation`` gathers them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from vocflow import metrics
+from vocflow.config import TASKS
+from vocflow.crf import read_crf, segment, shard_positions
+from vocflow.errors import DataError
+from vocflow.io import save_npz, write_csv
+from vocflow.registry import Registry
+from vocflow.rle import COLUMNS, rle_encode
+from vocflow.thresholds import (
+    apply_classification,
+    class_names_for,
+    dequantize,
+    load_oof,
+    read_selection_yaml,
+    read_thresholds,
+)
+
+log = logging.getLogger(__name__)
+STEPS = ("raw", "+thresholds", "+crf", "+tta", "+ensemble")
+OOF_STEPS = STEPS[:4]
+ABLATION_COLUMNS = ["task", "step", "kaggle", "miou", "dice", "f1", "eval_set", "images", "notes"]
+
+# How the final classification labels use the segmentation mask (post.reconcile).
+Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels, present) -> labels
+RECONCILE: Registry[Combine] = Registry("reconcile mode (post.reconcile)")
+for _name, _combine in {"none": lambda labels, present: labels, "union": np.bitwise_or,
+                        "intersection": np.bitwise_and,
+                        "mask": lambda labels, present: present}.items():
+    RECONCILE.register(_name)(lambda combine=_combine: combine)
+
+
+def reconcile(mode: str, labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) 0/1 labels combined with the classes present in ``mask`` (labels 1..C)."""
+    present = np.zeros(num_classes, np.uint8)
+    found = np.unique(mask)
+    found = found[(found >= 1) & (found <= num_classes)].astype(np.int64)
+    present[found - 1] = 1
+    return RECONCILE.build(mode)(np.asarray(labels, np.uint8), present).astype(np.uint8)
+
+
+@dataclass
+class Tally:
+    """Scores accumulated image by image; shards' tallies add up (``merge``).
+
+    cls_dice / seg_dice: Kaggle Dice of each classification / segmentation row; cm (C+1, C+1)
+    pixel confusion with void ignored; tp/fp/fn (C,) multilabel counts.
+    """
+
+    num_classes: int
+    cls_dice: list[float] = field(default_factory=list)
+    seg_dice: list[float] = field(default_factory=list)
+    cm: np.ndarray | None = None
+    tp: np.ndarray | None = None
+    fp: np.ndarray | None = None
+    fn: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        c = self.num_classes
+        self.cm = np.zeros((c + 1, c + 1), np.int64) if self.cm is None else self.cm
+        for name in ("tp", "fp", "fn"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(c, np.int64))
+
+    def add_labels(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        self.cls_dice.append(metrics.kaggle_classification_dice(pred, truth))
+        counts = metrics.multilabel_counts(np.asarray(pred)[None], np.asarray(truth)[None])
+        self.tp, self.fp, self.fn = self.tp + counts.tp, self.fp + counts.fp, self.fn + counts.fn
+
+    def add_mask(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        self.seg_dice.append(metrics.kaggle_segmentation_dice(pred, truth, self.num_classes))
+        self.cm += metrics.confusion_matrix(pred, truth, self.num_classes + 1)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": np.asarray(getattr(self, k)) for k in
+                ("cls_dice", "seg_dice", "cm", "tp", "fp", "fn")}
+
+    @classmethod
+    def merge(cls, parts: Sequence[Mapping[str, np.ndarray]], prefix: str,
+              num_classes: int) -> Tally:
+        total = cls(num_classes)
+        for part in parts:
+            total.cls_dice += part[f"{prefix}cls_dice"].tolist()
+            total.seg_dice += part[f"{prefix}seg_dice"].tolist()
+            for name in ("cm", "tp", "fp", "fn"):
+                setattr(total, name, getattr(total, name) + part[f"{prefix}{name}"])
+        return total
+
+    def scores(self, task: str) -> dict[str, float]:
+        """kaggle (the task's rows), miou/dice (segmentation), f1 (classification macro)."""
+        nan = float("nan")
+        if task == "classification":
+            return {"kaggle": _mean(self.cls_dice), "miou": nan, "dice": nan,
+                    "f1": float(metrics.macro_f1(self.tp, self.fp, self.fn))}
+        return {"kaggle": _mean(self.seg_dice), "miou": float(metrics.mean_iou(self.cm)),
+                "dice": float(np.nanmean(metrics.dice_from_confusion(self.cm)[1:])), "f1": nan}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+# --------------------------------------------------------------------------- OOF inputs
+
+
+def aligned_oof(selection_yaml: str | Path, tta_npz: str | Path) -> dict[str, Any]:
+    """The selected cell's OOF and its TTA re-prediction, both sorted by train-cache row."""
+    oof = load_oof(read_selection_yaml(selection_yaml))
+    with np.load(tta_npz, allow_pickle=False) as npz:
+        tta = {k: npz[k] for k in ("index", "probs", "scale")}
+    order, tta_order = np.argsort(oof["index"]), np.argsort(tta["index"])
+    if not np.array_equal(oof["index"][order], tta["index"][tta_order]):
+        raise DataError(f"{tta_npz} covers other images than the OOF of {selection_yaml}; "
+                        "re-run the oof_tta rule")
+    return {"index": oof["index"][order], "probs": oof["probs"][order], "scale": oof["scale"],
+            "tta": tta["probs"][tta_order], "tta_scale": float(tta["scale"])}
+
+
+def common_rows(oofs: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+    """Train-cache rows that both tasks' OOF cover (they share folds, so all of them)."""
+    rows = [np.asarray(o["index"]) for o in oofs.values()]
+    if any(not np.array_equal(rows[0], r) for r in rows[1:]):
+        raise DataError("the classification and segmentation OOF files cover different images; "
+                        "re-run training with the same results/data/folds.csv")
+    return rows[0]
+
+
+# --------------------------------------------------------------------------- shard
+
+
+@dataclass
+class Pipeline:
+    """Everything one OOF image's steps need besides its arrays."""
+
+    cls_thresholds: np.ndarray
+    seg_thresholds: np.ndarray
+    crf_keep: bool
+    crf_params: Any
+    reconcile: str
+    use_tta: bool
+    num_classes: int
+
+
+def image_steps(pipe: Pipeline, cls: Mapping[str, Any], seg: Mapping[str, Any], pos: int,
+                image: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(labels (C,), mask (H, W)) of one OOF image after each OOF step, plus 'final'."""
+    p = dequantize(cls["probs"][pos], cls["scale"])
+    p_tta = dequantize(cls["tta"][pos], cls["tta_scale"])
+    thr = apply_classification(p, pipe.cls_thresholds)
+    tta = apply_classification(p_tta, pipe.cls_thresholds)
+    q, scale, t = seg["probs"][pos], seg["scale"], pipe.seg_thresholds
+    thr_mask = segment(image, q, scale, t, None)
+    crf_mask = segment(image, q, scale, t, pipe.crf_params) if pipe.crf_params else thr_mask
+    kept = pipe.crf_params if pipe.crf_keep else None
+    tta_mask = segment(image, seg["tta"][pos], seg["tta_scale"], t, kept)
+    final_mask = tta_mask if pipe.use_tta else (crf_mask if pipe.crf_keep else thr_mask)
+    final = reconcile(pipe.reconcile, tta if pipe.use_tta else thr, final_mask, pipe.num_classes)
+    return {"raw": ((p >= 0.5).astype(np.uint8), segment(image, q, scale, None, None)),
+            "+thresholds": (thr, thr_mask), "+crf": (thr, crf_mask), "+tta": (tta, tta_mask),
+            "final": (final, final_mask)}
+
+
+def ablation_shard(train_cache_dir: str | Path, selections: Mapping[str, str | Path],
+                   tta_npzs: Mapping[str, str | Path], thresholds: Mapping[str, str | Path],
+                   crf_yaml: str | Path, reconcile_mode: str, use_tta: bool, shards: int,
+                   shard: int, out_npz: str | Path, threads: int = 1) -> None:
+    """Score the OOF steps on this shard's images; keep the final pipeline's submission rows."""
+    import torch
+
+    from vocflow.data.cache import load_cache  # local: keeps cv2 out of light imports
+
+    torch.set_num_threads(max(1, threads))  # shards share the node: no oversubscription
+
+    cache = load_cache(train_cache_dir)
+    oofs = {t: aligned_oof(selections[t], tta_npzs[t]) for t in TASKS}
+    rows = common_rows(oofs)
+    keep, params = read_crf(crf_yaml)
+    c = len(cache.class_names)
+    pipe = Pipeline(read_thresholds(thresholds["classification"], cache.class_names),
+                    read_thresholds(thresholds["segmentation"],
+                                    class_names_for("segmentation", cache.class_names)),
+                    keep, params, reconcile_mode, use_tta, c)
+    RECONCILE.build(reconcile_mode)  # fail on an unknown mode before any CRF runs
+    tallies = {step: Tally(c) for step in OOF_STEPS}
+    ids, cls_rle, seg_rle = [], [], []
+    for pos in shard_positions(len(rows), shards, shard):
+        i = int(rows[pos])
+        steps = image_steps(pipe, oofs["classification"], oofs["segmentation"], int(pos),
+                            cache.original_image(i))
+        for step in OOF_STEPS:
+            tallies[step].add_labels(steps[step][0], cache.labels[i])
+            tallies[step].add_mask(steps[step][1], cache.original_mask(i))
+        labels, mask = steps["final"]
+        ids.append(cache.ids[i])
+        cls_rle.append(rle_encode(labels))
+        seg_rle.append(rle_encode(metrics.segmentation_stack(mask, c)))
+    arrays = {k: v for j, t in enumerate(tallies.values()) for k, v in t.arrays(f"s{j}_").items()}
+    save_npz(out_npz, rows=rows[shard_positions(len(rows), shards, shard)],
+             ids=np.asarray(ids, dtype=str), cls_rle=np.asarray(cls_rle, dtype=str),
+             seg_rle=np.asarray(seg_rle, dtype=str), **arrays)
+    log.info("ablation shard %d/%d: %d OOF images", shard, shards, len(ids))
+
+
+# --------------------------------------------------------------------------- gather
+
+
+def _notes(task: str, step: str, crf: Mapping[str, Any], use_tta: bool) -> str:
+    if step == "raw":
+        return ("OOF, every fold: p >= 0.5" if task == "classification" else
+                "OOF, every fold: arg-max of the bilinearly upsampled probabilities")
+    if step == "+thresholds":
+        return "per-class thresholds tuned on these same OOF predictions (in-sample, optimistic)"
+    if step == "+crf" and task == "classification":
+        return "CRF is segmentation-only: unchanged"
+    if step == "+crf":
+        if not crf.get("params"):
+            return "CRF disabled (post.crf.enabled): unchanged"
+        verdict = "kept" if crf.get("keep") else "dropped, so +tta goes on without it"
+        return (f"DenseCRF {crf['params']}; {verdict} (search gain {crf.get('gain', 0):+.4f} on "
+                f"{crf.get('images', 0)} OOF images)")
+    return ("each fold's model re-predicts its own validation images with horizontal flips"
+            + ("" if use_tta else "; not used in the submission (predict.tta: false)"))
+
+
+def ensemble_row(task: str, test: Mapping[str, Any]) -> dict[str, Any]:
+    """The +ensemble row from test_ensemble.yaml (NaN with the reason when unlabelled)."""
+    base = {"task": task, "step": "+ensemble", "eval_set": "test",
+            "images": int(test.get("images") or 0)}
+    leak = ("not OOF: each OOF image has one out-of-fold model and an all-fold ensemble would "
+            "include models trained on it (leaky)")
+    if not test.get("labelled"):
+        return {**base, "kaggle": np.nan, "miou": np.nan, "dice": np.nan, "f1": np.nan,
+                "notes": f"n/a: the test split has no labels; {leak}"}
+    ens, folds = test["ensemble"][task], [f[task] for f in test["folds"]]
+    single = float(np.mean([f["kaggle"] for f in folds])) if folds else float("nan")
+    return {**base, **{k: ens.get(k, np.nan) for k in ("kaggle", "miou", "dice", "f1")},
+            "notes": f"labelled test split, full pipeline with the {len(folds)}-fold ensemble; "
+                     f"{leak}; single fold models, same pipeline and images: mean kaggle "
+                     f"{single:.4f} (ensemble gain {ens['kaggle'] - single:+.4f})"}
+
+
+def ablation_table(parts: Sequence[Mapping[str, np.ndarray]], num_classes: int,
+                   crf: Mapping[str, Any], test: Mapping[str, Any],
+                   use_tta: bool) -> pd.DataFrame:
+    """Rows task x STEPS, in order, with ABLATION_COLUMNS."""
+    images = sum(len(p["rows"]) for p in parts)
+    rows = []
+    for task in TASKS:
+        for j, step in enumerate(OOF_STEPS):
+            scores = Tally.merge(parts, f"s{j}_", num_classes).scores(task)
+            rows.append({"task": task, "step": step, **scores, "eval_set": "oof",
+                         "images": images, "notes": _notes(task, step, crf, use_tta)})
+        rows.append(ensemble_row(task, test))
+    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+
+
+def oof_submission(parts: Sequence[Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """The final pipeline's OOF predictions as Kaggle rows, in train-cache order."""
+    rows = np.concatenate([p["rows"] for p in parts])
+    ids, cls, seg = (np.concatenate([p[k] for p in parts]) for k in ("ids", "cls_rle", "seg_rle"))
+    order = np.argsort(rows)
+    out_ids = [f"{i}_{kind}" for i in ids[order] for kind in ("classification", "segmentation")]
+    predicted = [v for a, b in zip(cls[order], seg[order], strict=True) for v in (a, b)]
+    return pd.DataFrame({"Id": out_ids, "Predicted": predicted}, columns=COLUMNS)
+
+
+def write_ablation(shard_npzs: Sequence[str | Path], train_cache_dir: str | Path,
+                   crf_yaml: str | Path, test_yaml: str | Path, use_tta: bool,
+                   out_csv: str | Path, oof_submission_csv: str | Path) -> None:
+    """Gather the shards into results/ablation.csv and the OOF submission (for oof_score)."""
+    from vocflow.data.cache import load_cache
+    from vocflow.rle import write_submission
+
+    parts = []
+    for path in shard_npzs:
+        with np.load(path, allow_pickle=False) as npz:
+            parts.append({k: npz[k] for k in npz.files})
+    crf = yaml.safe_load(Path(crf_yaml).read_text()) or {}
+    test = yaml.safe_load(Path(test_yaml).read_text()) or {}
+    num_classes = len(load_cache(train_cache_dir).class_names)
+    table = ablation_table(parts, num_classes, crf, test, use_tta)
+    write_csv(out_csv, table)
+    write_submission(oof_submission_csv, oof_submission(parts))
+    for r in table.itertuples():
+        log.info("%s %-12s kaggle %.4f miou %.4f (%s)", r.task, r.step, r.kaggle, r.miou,
+                 r.eval_set)

@@ -1,0 +1,11 @@
+"""Adversarial attacks on the selected models, for multi-label classification and segmentation.
+
+``objectives`` (pixel-space model, goals, targets), ``gradient`` (FGSM, PGD; L∞ and L2),
+``generator`` (perturbation CNN, universal perturbation), ``evaluate`` (success, PSNR/SSIM,
+CRF-aware scores), ``registry`` (config names -> attacks), ``run`` (one workflow job, summary),
+``plots`` (figures). Importing the package registers every attack.
+"""
+
+from vocflow.attacks.registry import ATTACKS, AttackSettings, attack_settings, build_attack
+
+__all__ = ["ATTACKS", "AttackSettings", "attack_settings", "build_attack"]

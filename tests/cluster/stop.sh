@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Stop the test cluster that tests/cluster/start.sh STATE_DIR started: cancel what is left in
+# its queue, then TERM (KILL after 15 s) exactly the daemons recorded in STATE_DIR/pids, newest
+# first. A recorded PID that now belongs to another program is left alone.
+#
+#   tests/cluster/stop.sh STATE_DIR
+set -uo pipefail
+
+STATE=$(realpath -m "${1:?usage: stop.sh STATE_DIR}")
+POINTER=/run/vocflow-test-slurm.state
+[ -f "$STATE/pids" ] || { echo "stop.sh: no $STATE/pids; nothing to stop"; exit 0; }
+
+say() { echo "stop.sh [$(date +%T)] $*"; }
+
+# Is PID still the (living) daemon NAME we started? (/proc/PID/comm is cut to 15 characters;
+# an exited daemon may linger as a zombie until its parent reaps it.)
+ours() {
+    [ "$(cat "/proc/$2/comm" 2>/dev/null)" = "${1:0:15}" ] \
+        && ! grep -q '^State:[[:space:]]*Z' "/proc/$2/status" 2>/dev/null
+}
+
+stop_one() {
+    local name=$1 pid=$2 i
+    for i in $(seq 1 50); do
+        ours "$name" "$pid" || { say "$name ($pid) stopped"; return 0; }
+        sleep 0.3
+    done
+    say "$name ($pid) ignored TERM for 15 s; KILL"
+    kill -KILL "$pid" 2>/dev/null
+}
+
+if grep -q '^slurmctld ' "$STATE/pids" && timeout 10 scontrol ping >/dev/null 2>&1; then
+    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null | tr '\n' ' ')
+    [ -n "${jobs// /}" ] && { say "cancelling jobs $jobs"; timeout 10 scancel $jobs; }
+fi
+
+# TERM all at once (newest first), then wait for each: slurmctld alone needs ~3 s to exit.
+tac "$STATE/pids" | while read -r name pid; do
+    ours "$name" "$pid" && kill -TERM "$pid" 2>/dev/null
+done
+tac "$STATE/pids" | while read -r name pid; do
+    stop_one "$name" "$pid"
+done
+[ "$(cat "$POINTER" 2>/dev/null)" = "$STATE" ] && rm -f "$POINTER"
+mv "$STATE/pids" "$STATE/pids.stopped"
+exit 0

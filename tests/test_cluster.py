@@ -1,0 +1,388 @@
+"""The grid on a real SLURM scheduler: profiles/slurm against a single-node cluster with two fake
+GPUs that this module starts (tests/cluster/start.sh) and stops again, by PID.
+
+Without root or apt-get the cluster tests skip with the reason; under CI (CI=true) they fail
+instead. The cluster starts at the first cluster test and stays up until the session ends: while
+slurm-client is installed, every snakemake start waits ~10 s for a controller that does not
+answer (NOTES gotcha 10), so later test files are fast only with the controller up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, copy_workflow, job_counts, run_snakemake, tiny_grid
+
+from vocflow.errors import ConfigError
+from vocflow.submit import driver_command, profile_settings
+
+CLUSTER = REPO / "tests" / "cluster"
+PROFILE = ("--profile", "profiles/slurm")
+# Tests poll sooner than the profile's 40 s (which spares a real scheduler); nothing else changes.
+FAST = ("--slurm-init-seconds-before-status-checks", "2")
+SLURM_COMMANDS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel",
+                  "scontrol", "scrontab", "sdiag", "sinfo", "sprio", "squeue", "sreport", "srun",
+                  "sshare", "sstat", "strigger", "sview", "slurmctld", "slurmd", "slurmdbd",
+                  "slurmstepd", "seff", "sjstat", "smail", "sh5util"}
+TASK_GRID = {"classification": (["cnn", "cnn_small"], ["bce", "focal"]),
+             "segmentation": (["unet", "unet_small"], ["ce", "ce_dice"])}
+TARGETS = ("results/leaderboard.csv",)
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip (a user machine) or fail (CI, where the cluster tests must run)."""
+    if in_ci():
+        pytest.fail(f"CI=true but the SLURM test cluster is unavailable: {reason}")
+    pytest.skip(f"no local SLURM test cluster: {reason}")
+
+
+# ---------------------------------------------------------------- without SLURM at all
+
+
+def path_without_slurm(bin_dir: Path) -> str:
+    """A PATH of symlinks to every program of the usual PATH except SLURM's."""
+    bin_dir.mkdir()
+    for folder in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep):
+        for exe in Path(folder).glob("*") if Path(folder).is_dir() else []:
+            target = bin_dir / exe.name
+            if exe.name not in SLURM_COMMANDS and not target.exists() and os.access(exe, os.X_OK):
+                target.symlink_to(exe)
+    return str(bin_dir)
+
+
+def test_dry_run_and_dag_need_no_slurm(tmp_path: Path) -> None:
+    (tmp_path / "wf").mkdir()
+    workdir = copy_workflow(tmp_path / "wf", tiny_grid)
+    env = {**os.environ, "PATH": path_without_slurm(tmp_path / "bin")}
+    env.pop("SLURM_CONF", None)
+    assert shutil.which("sbatch", path=env["PATH"]) is None
+    dry = run_snakemake(workdir, *PROFILE, "-n", *TARGETS, timeout=300, env=env)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert counts["train_classification"] == 8 and counts["train_segmentation"] == 8
+    dag = run_snakemake(workdir, *PROFILE, *TARGETS, "--dag", timeout=300, env=env)
+    assert dag.returncode == 0, dag.stderr[-3000:]
+    assert dag.stdout.lstrip().startswith("digraph")
+    assert "train_segmentation" in dag.stdout and "leaderboard" in dag.stdout
+
+
+# ---------------------------------------------------------------- vocflow submit, offline
+
+
+def test_driver_settings_come_from_the_profile(tmp_path: Path) -> None:
+    settings = profile_settings(REPO / "profiles/slurm")
+    assert (settings.partition, settings.account, settings.qos) == ("cpu", None, None)
+    assert profile_settings(REPO / "profiles/slurm", qos="long", time_min=60).qos == "long"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(
+        {"default-resources": {"slurm_partition": "cpu; rm -rf ~"}}))
+    with pytest.raises(ConfigError, match="slurm_partition|partition"):
+        profile_settings(tmp_path)
+    with pytest.raises(ConfigError, match="no config.yaml"):
+        profile_settings(tmp_path / "missing")
+
+
+def test_driver_command_is_an_argument_list() -> None:
+    cmd = driver_command("profiles/slurm", ["-n", "results/a b.csv"], python="py")
+    assert cmd == ["py", "-m", "snakemake", "--profile", "profiles/slurm", "-n",
+                   "results/a b.csv"]
+    with pytest.raises(ConfigError, match="NUL"):
+        driver_command("profiles/slurm", ["a\0b"])
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Path]:
+    """A running single-node SLURM (2 CPUs' worth of cores, 2 fake GPUs, slurmdbd)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        unavailable("needs Linux and root (installs Debian packages, writes /etc/slurm)")
+    state = Path(tempfile.mkdtemp(prefix="vocflow-slurm-", dir="/tmp"))
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(["bash", str(CLUSTER / "start.sh"), str(state)],
+                                capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["bash", str(CLUSTER / "stop.sh"), str(state)], timeout=120)
+        unavailable("tests/cluster/start.sh took more than 15 min")
+    if result.returncode != 0:
+        subprocess.run(["bash", str(CLUSTER / "stop.sh"), str(state)], timeout=120)
+        unavailable(f"tests/cluster/start.sh exited {result.returncode}: "
+                    f"{(result.stderr or result.stdout)[-1500:]}")
+    print(f"SLURM test cluster up in {time.perf_counter() - started:.0f} s ({state})")
+    yield state
+    stopped = subprocess.run(["bash", str(CLUSTER / "stop.sh"), str(state)],
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def sacct(*args: str) -> list[dict[str, str]]:
+    fields = "JobID,JobName,Comment,State,ReqTRES,AllocTRES,Timelimit,ReqMem,Partition"
+    out = subprocess.run(["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", fields, *args],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return [dict(zip(fields.split(","), line.split("|"), strict=True))
+            for line in out.splitlines() if line]
+
+
+def run_id(output: str) -> str:
+    match = re.search(r"SLURM run ID: (\S+)", output)
+    assert match, output[-3000:]
+    return match.group(1)
+
+
+def rule_of(comment: str, rules: list[str]) -> str:
+    """The plugin's --comment is rule_RULE or rule_RULE_wildcards_W1_W2..."""
+    for rule in sorted(rules, key=len, reverse=True):
+        if comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_"):
+            return rule
+    raise AssertionError(f"no rule for comment {comment!r}")
+
+
+def expected_cells() -> set[str]:
+    return {f"rule_train_{task}_wildcards_{m}_{loss}_{k}"
+            for task, (models, losses) in TASK_GRID.items()
+            for m in models for loss in losses for k in (0, 1)}
+
+
+def wait_for(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def clone(source: Path, dest: Path, edit=None) -> Path:
+    """A copy of a workdir (outputs and Snakemake metadata) with an edited config."""
+    shutil.copytree(source, dest, symlinks=True)
+    if edit:
+        path = dest / "config/config.yaml"
+        config = yaml.safe_load(path.read_text())
+        edit(config)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest
+
+
+def broken_cell(config: dict) -> None:
+    """A variant whose model cannot be built (dropout 5) beside one that trains."""
+    config["classification"]["models"] += ["cnn_broken", "cnn_ok"]
+    config["variants"]["cnn_broken"] = {"arch": "cnn", "widths": [4, 8], "dropout": 5.0}
+    config["variants"]["cnn_ok"] = {"arch": "cnn", "widths": [4, 8], "dense": 8}
+
+
+def long_cell(config: dict) -> None:
+    config["classification"]["models"] += ["cnn_long"]
+    config["variants"]["cnn_long"] = {"arch": "cnn", "widths": [16, 32], "dense": 16,
+                                      "epochs": LONG_EPOCHS}
+
+
+LONG_EPOCHS = 40
+LONG_CELL = "classification/cnn_long/bce/fold0"
+BROKEN_CELLS = tuple(f"results/classification/{m}/bce/fold0/metrics.csv"
+                     for m in ("cnn_broken", "cnn_ok"))
+SUBMIT_TARGET = "results/data/test/index.csv"  # one light job that no other run needs
+
+
+def start_driver(workdir: Path, *args: str) -> subprocess.Popen:
+    """snakemake --profile profiles/slurm ARGS in the background; output to workdir/driver.out
+    (a file, not a pipe: a full pipe would block Snakemake)."""
+    cmd = ["timeout", "-s", "INT", "-k", "30", "1500", sys.executable, "-m", "snakemake",
+           *PROFILE, *FAST, *args]
+    with open(workdir / "driver.out", "w") as out:
+        return subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+
+
+def submit_driver_job(workdir: Path) -> dict:
+    """`vocflow submit` a driver for SUBMIT_TARGET and wait until that SLURM job ends."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vocflow.cli", "submit", "--workdir", str(workdir), "--time",
+         "30", "--", *FAST, SUBMIT_TARGET], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    job_id = re.search(r"SLURM job (\d+)", result.stdout).group(1)
+    ended = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
+    job = wait_for(lambda: [j for j in sacct("-j", job_id) if j["State"] in ended], 600,
+                   f"the driver job {job_id}")[0]
+    return {"stdout": result.stdout, "job": job, "workdir": workdir}
+
+
+def requeue_after_first_checkpoint(driver: subprocess.Popen, workdir: Path) -> str:
+    """`scontrol requeue` the long cell's job once its first epoch is saved; returns its id."""
+    state = workdir / "results/state" / LONG_CELL / "state.pt"
+    wait_for(lambda: state.is_file() or driver.poll() is not None, 900,
+             f"the first checkpoint {state}")
+    assert state.is_file(), (workdir / "driver.out").read_text()[-4000:]
+    job_id = wait_for(lambda: [line.split()[0] for line in subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True
+    ).stdout.splitlines() if line.endswith("cnn_long_bce_0")], 60, "the running job")[0]
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
+    # a requeued job may start again only ~2 min later (BeginTime); release it at once
+    wait_for(lambda: "BeginTime" in subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True
+    ).stdout, 120, "the requeued job to be pending")
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True,
+                   timeout=60)
+    return job_id
+
+
+def finish(driver: subprocess.Popen, workdir: Path) -> dict:
+    driver.wait(timeout=1600)
+    return {"returncode": driver.returncode, "workdir": workdir,
+            "output": (workdir / "driver.out").read_text()}
+
+
+@pytest.fixture(scope="module")
+def runs(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Every SLURM run of this module, started together so that the cluster's two GPUs stay
+    busy: the tiny grid, a failing cell (retried once), a cell that gets requeued mid-training,
+    and a driver submitted with `vocflow submit`. The data (synthetic set, caches, folds) is
+    made once, locally, and each run starts from a copy."""
+    root = tmp_path_factory.mktemp("slurm")
+    started = time.perf_counter()
+    (root / "base").mkdir()
+    base = copy_workflow(root / "base", tiny_grid)
+    prep = run_snakemake(base, "--profile", "profiles/local", "results/data/folds.csv")
+    assert prep.returncode == 0, prep.stderr[-4000:]
+    submitted = submit_driver_job(clone(base, root / "submit"))
+    drivers: dict[str, tuple[subprocess.Popen, Path]] = {}
+    try:
+        for name, edit, args in (
+                ("resume", long_cell, (f"results/{LONG_CELL}/metrics.csv",)),
+                ("failure", broken_cell, ("--retries", "1", *BROKEN_CELLS)),
+                ("grid", None, TARGETS)):
+            workdir = clone(base, root / name, edit)
+            drivers[name] = (start_driver(workdir, *args), workdir)
+        requeued = requeue_after_first_checkpoint(*drivers["resume"])
+        results = {name: finish(*driver) for name, driver in drivers.items()}
+    finally:
+        for driver, _ in drivers.values():
+            if driver.poll() is None:
+                driver.send_signal(signal.SIGINT)  # Snakemake then cancels its SLURM jobs
+                driver.wait(timeout=120)
+    results["resume"]["job_id"] = requeued
+    results["submit"] = submitted
+    print(f"SLURM runs (local data prep, submit, grid + failure + requeue): "
+          f"{time.perf_counter() - started:.0f} s")
+    return results
+
+
+@pytest.mark.cluster
+def test_every_cell_is_its_own_gpu_job(runs: dict) -> None:
+    grid = runs["grid"]
+    assert grid["returncode"] == 0, grid["output"][-6000:]
+    rules = ["train_classification", "train_segmentation", "baseline", "leaderboard"]
+    by_rule: dict[str, list[dict]] = {}
+    for job in sacct("--name", run_id(grid["output"])):
+        assert job["State"] == "COMPLETED", job
+        by_rule.setdefault(rule_of(job["Comment"], rules), []).append(job)
+    train = by_rule.pop("train_classification") + by_rule.pop("train_segmentation")
+    assert sorted(j["Comment"] for j in train) == sorted(expected_cells())  # a job per cell
+    for job in train:
+        assert "gres/gpu=1" in job["ReqTRES"] and "gres/gpu" in job["AllocTRES"], job
+        assert job["Partition"] == "gpu"
+    assert {rule: len(jobs) for rule, jobs in by_rule.items()} == {"baseline": 4,
+                                                                    "leaderboard": 1}
+    for job in by_rule["baseline"] + by_rule["leaderboard"]:
+        assert "gres/gpu" not in job["ReqTRES"] + job["AllocTRES"], job
+        assert job["Partition"] == "cpu"
+
+
+@pytest.mark.cluster
+def test_every_output_exists(runs: dict) -> None:
+    r = runs["grid"]["workdir"] / "results"
+    for task, (models, losses) in TASK_GRID.items():
+        for m in models:
+            for loss in losses:
+                for k in (0, 1):
+                    for name in ("best.pt", "metrics.csv", "oof.npz"):
+                        assert (r / task / m / loss / f"fold{k}" / name).is_file()
+                    assert not (r / "state" / task / m / loss / f"fold{k}").exists()
+    board = pd.read_csv(r / "leaderboard.csv")
+    assert len(board) == 2 * (4 + 1)  # per task: 2 models × 2 losses + the random baseline
+    # successful jobs' SLURM logs are removed; nothing failed, so none is left
+    assert not list((r / "logs/slurm").rglob("*.log"))
+
+
+@pytest.mark.cluster
+def test_second_invocation_submits_nothing(runs: dict) -> None:
+    before = len(sacct())
+    again = run_snakemake(runs["grid"]["workdir"], *PROFILE, *FAST, *TARGETS, timeout=300)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert "Nothing to be done" in output
+    assert not SUBMITTED.search(output)
+    assert len(sacct()) == before
+
+
+@pytest.mark.cluster
+def test_failed_cell_names_its_slurm_log_and_retries_bigger(runs: dict) -> None:
+    failure = runs["failure"]
+    output = failure["output"]
+    assert failure["returncode"] != 0
+    assert "Error in rule train_classification" in output
+    logs = set(re.findall(r"(\S+/rule_train_classification/cnn_broken_bce_0/\d+\.log)",
+                          output))
+    assert len(logs) == 2, output[-6000:]  # the first attempt and its retry, each named
+    for log in logs:
+        assert Path(log).is_file() and "dropout" in Path(log).read_text()
+    assert (failure["workdir"] / BROKEN_CELLS[1]).is_file()  # the other cell completed
+    assert not (failure["workdir"] / BROKEN_CELLS[0]).exists()
+    attempts = sorted((j for j in sacct("--name", run_id(output))
+                       if j["Comment"].endswith("cnn_broken_bce_0")), key=lambda j: j["JobID"])
+    assert [j["State"] for j in attempts] == ["FAILED", "FAILED"]
+    # the retry asked for twice the time and memory (runtime/mem_mb × attempt)
+    assert [j["Timelimit"] for j in attempts] == ["02:00:00", "04:00:00"]
+    assert [j["ReqMem"] for j in attempts] == ["1000M", "2000M"]
+
+
+@pytest.mark.cluster
+def test_requeued_job_resumes_from_its_last_epoch(runs: dict) -> None:
+    resume = runs["resume"]
+    assert resume["returncode"] == 0, resume["output"][-6000:]
+    workdir, epochs = resume["workdir"], LONG_EPOCHS
+    metrics = pd.read_csv(workdir / f"results/{LONG_CELL}/metrics.csv")
+    resumed = int(metrics["resumed_from"].max())
+    assert 1 <= resumed < epochs, metrics
+    assert metrics["epoch"].tolist() == list(range(1, epochs + 1))  # no epoch ran twice
+    assert (metrics.loc[metrics["epoch"] <= resumed, "resumed_from"] == 0).all()
+    assert (metrics.loc[metrics["epoch"] > resumed, "resumed_from"] == resumed).all()
+    # The cell's log is the restarted run's: it resumed and trained only the remaining epochs.
+    log = (workdir / f"results/logs/train/{LONG_CELL}.log").read_text()
+    assert f"{resumed} epochs were already done" in log
+    assert f"epoch {resumed + 1}/{epochs} " in log and f"epoch {resumed}/{epochs} " not in log
+    assert not (workdir / "results/state" / LONG_CELL).exists()  # cleared after the outputs
+    job = subprocess.run(["scontrol", "show", "job", resume["job_id"]], capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "Restarts=1" in job and "JobState=COMPLETED" in job
+
+
+@pytest.mark.cluster
+def test_vocflow_submit_runs_the_driver_as_a_job(runs: dict) -> None:
+    submit = runs["submit"]
+    log = Path(re.search(r"driver log: (\S+)", submit["stdout"]).group(1))
+    assert log.parent == submit["workdir"] / "results/logs/driver"
+    text = log.read_text() if log.is_file() else ""
+    assert submit["job"]["State"] == "COMPLETED", text[-4000:]
+    # the driver is a light CPU job on the profile's CPU partition
+    assert submit["job"]["Partition"] == "cpu" and "gres/gpu" not in submit["job"]["ReqTRES"]
+    assert (submit["workdir"] / SUBMIT_TARGET).is_file()
+    assert "submitted with SLURM jobid" in text and "steps (100%) done" in text

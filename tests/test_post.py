@@ -1,0 +1,173 @@
+"""The post-processing chain on tiny trained cells, as the workflow runs it (without Snakemake):
+thresholds -> CRF search/tune -> test probabilities -> test shards -> gather, and the ablation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from vocflow.ablation import STEPS, ablation_shard, write_ablation
+from vocflow.config import TASKS, TrainSettings
+from vocflow.crf import crf_search_shard, crf_tune
+from vocflow.data.cache import load_cache
+from vocflow.errors import DataError
+from vocflow.predict import (
+    gather_test,
+    load_checkpoint,
+    post_test_shard,
+    predict_oof_tta,
+    predict_probs,
+    read_masks,
+    stored_probs,
+)
+from vocflow.submission import score_oof
+from vocflow.thresholds import load_oof, tune_thresholds
+from vocflow.train import train_cell
+
+SETTINGS = {
+    "classification": dict(arch="cnn", loss="bce", model_params={"widths": [8, 16], "dense": 16},
+                           epochs=1, batch_size=8, lr=3e-3),
+    "segmentation": dict(arch="unet", loss="ce", model_params={"base_width": 4, "levels": 2},
+                         epochs=1, batch_size=8, lr=3e-3),
+}
+GRIDS = {"classification": [0.0, 1.0, 101], "segmentation": [0.0, 0.99, 100]}
+SEARCH = {"sxy": [30], "srgb": [10, 20], "compat": [5], "iterations": [3]}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two folds per task trained for one epoch, then every post-processing step, 2 shards."""
+    torch.set_num_threads(1)
+    r = tmp_path_factory.mktemp("post")
+    sel, thr, probs, tta = {}, {}, {}, {}
+    for task in TASKS:
+        cell = {"task": task, "model": SETTINGS[task]["arch"], "loss": SETTINGS[task]["loss"],
+                "checkpoints": [], "oof": []}
+        for k in (0, 1):
+            paths = [r / task / f"fold{k}" / name for name in ("best.pt", "m.csv", "oof.npz")]
+            settings = TrainSettings(task=task, model=cell["model"], **SETTINGS[task]).to_dict()
+            train_cell(tiny_data["train"], tiny_data["folds"], k, settings, *paths)
+            cell["checkpoints"].append(str(paths[0]))
+            cell["oof"].append(str(paths[2]))
+        sel[task] = r / task / "selected.yaml"
+        sel[task].write_text(yaml.safe_dump(cell))
+        thr[task] = r / task / "thresholds.yaml"
+        tune_thresholds(task, sel[task], tiny_data["train"], GRIDS[task], thr[task],
+                        r / task / "curves.csv")
+        probs[task] = r / task / "test_probs.npz"
+        predict_probs(tiny_data["test"], sel[task], probs[task], tta=True, per_fold=True)
+        tta[task] = r / task / "oof_tta.npz"
+        predict_oof_tta(tiny_data["train"], sel[task], tta[task])
+    search = [r / f"search{s}.csv" for s in (0, 1)]
+    for s, out in enumerate(search):
+        crf_search_shard(sel["segmentation"], tiny_data["train"], thr["segmentation"], SEARCH, 6,
+                         0, 2, s, out)
+    crf_tune(search, SEARCH, -1.0, r / "crf.yaml")  # min_gain -1: CRF kept, so it is exercised
+    paths = {"sel": sel, "thr": thr, "probs": probs, "tta": tta, "crf": r / "crf.yaml", "root": r}
+    paths["test"] = run_test_shards(tiny_data, paths, 2, r / "two")
+    shards = []
+    for s in (0, 1):
+        shards.append(r / f"ablation{s}.npz")
+        ablation_shard(tiny_data["train"], sel, tta, thr, r / "crf.yaml", "none", True, 2, s,
+                       shards[-1])
+    write_ablation(shards, tiny_data["train"], r / "crf.yaml", paths["test"]["summary"], True,
+                   r / "ablation.csv", r / "oof_submission.csv")
+    score_oof(r / "oof_submission.csv", tiny_data["train"], r / "oof_score.yaml")
+    return paths
+
+
+def run_test_shards(tiny_data: dict, paths: dict, shards: int, out: Path,
+                    reconcile: str = "none") -> dict[str, Path]:
+    files = {"classification": out / "cls.npz", "segmentation": out / "seg.npz",
+             "summary": out / "test_ensemble.yaml"}
+    parts = [out / f"shard{s}.npz" for s in range(shards)]
+    for s, part in enumerate(parts):
+        post_test_shard(tiny_data["test"], paths["probs"], paths["thr"], paths["crf"], reconcile,
+                        shards, s, part)
+    gather_test(parts, tiny_data["test"], paths["probs"]["classification"],
+                files["classification"], files["segmentation"], files["summary"])
+    return files
+
+
+def test_ablation_table_has_every_row(run: dict) -> None:
+    table = pd.read_csv(run["root"] / "ablation.csv")
+    assert list(table.columns[:4]) == ["task", "step", "kaggle", "miou"]
+    assert list(zip(table["task"], table["step"], strict=True)) == [
+        (t, s) for t in TASKS for s in STEPS]
+    assert table["kaggle"].between(0, 1).all() and table["notes"].str.len().gt(0).all()
+    assert table[table["task"] == "classification"]["miou"].isna().all()
+    assert table[table["task"] == "segmentation"]["miou"].between(0, 1).all()
+    ens = table[table["step"] == "+ensemble"]
+    assert (ens["eval_set"] == "test").all() and ens["notes"].str.contains("leaky").all()
+    assert (table[table["step"] != "+ensemble"]["images"] == 40).all()
+
+
+def test_oof_sanity_scores_the_final_pipeline_through_rle(run: dict) -> None:
+    sanity = yaml.safe_load((run["root"] / "oof_score.yaml").read_text())["oof_sanity"]
+    table = pd.read_csv(run["root"] / "ablation.csv").set_index(["task", "step"])
+    assert sanity["rows"] == 80
+    for task in TASKS:  # tta on, reconcile none: the final OOF pipeline is the +tta step
+        assert sanity[task] == pytest.approx(table.loc[(task, "+tta"), "kaggle"])
+
+
+def test_sharded_test_predictions_equal_unsharded(tiny_data: dict, run: dict,
+                                                  tmp_path: Path) -> None:
+    one = run_test_shards(tiny_data, run, 1, tmp_path)
+    two = run["test"]
+    for task in TASKS:
+        a, b = np.load(one[task]), np.load(two[task])
+        assert a.files == b.files
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert one["summary"].read_text() == two["summary"].read_text()
+    masks = read_masks(np.load(two["segmentation"]))
+    assert len(masks) == 8 and all(m.max() <= 20 for m in masks)
+
+
+def test_reconcile_mask_takes_the_classes_in_the_mask(tiny_data: dict, run: dict,
+                                                      tmp_path: Path) -> None:
+    files = run_test_shards(tiny_data, run, 2, tmp_path, reconcile="mask")
+    labels = np.load(files["classification"])["labels"]
+    for row, mask in zip(labels, read_masks(np.load(files["segmentation"])), strict=True):
+        present = {int(v) for v in np.unique(mask) if 1 <= v <= 20}
+        assert set((np.flatnonzero(row) + 1).tolist()) == present
+
+
+def test_test_probabilities_and_fold_references(run: dict) -> None:
+    seg = np.load(run["probs"]["segmentation"])
+    assert seg["probs"].dtype == np.uint8 and seg["probs"].shape == (8, 21, 32, 32)
+    assert seg["fold_probs"].shape == (2, 8, 21, 32, 32) and int(seg["scale"]) == 255
+    summary = yaml.safe_load(run["test"]["summary"].read_text())
+    assert summary["labelled"] and len(summary["folds"]) == 2
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_oof_tta_uses_each_folds_own_model(tiny_data: dict, run: dict, task: str) -> None:
+    selection = yaml.safe_load(run["sel"][task].read_text())
+    oof = load_oof(selection)
+    tta = np.load(run["tta"][task])
+    np.testing.assert_array_equal(tta["index"], oof["index"])
+    assert tta["probs"].shape == oof["probs"].shape and tta["probs"].dtype == oof["probs"].dtype
+    # Without flips, fold k's model on fold k's images gives back the stored OOF (to one quantum).
+    cache = load_cache(tiny_data["train"])
+    for k, ckpt in enumerate(selection["checkpoints"]):
+        model, _ = load_checkpoint(ckpt, torch.device("cpu"))
+        rows = oof["index"][oof["fold"] == k]
+        again = stored_probs([model], cache.images[rows], task, 8, False, torch.device("cpu"))
+        diff = np.abs(again.astype(np.float64) - oof["probs"][oof["fold"] == k])
+        assert diff.max() <= (1 if task == "segmentation" else 1e-5)
+
+
+def test_missing_checkpoint_names_the_cell(tiny_data: dict, run: dict, tmp_path: Path) -> None:
+    selection = yaml.safe_load(run["sel"]["segmentation"].read_text())
+    selection["checkpoints"][1] = str(tmp_path / "gone.pt")
+    (tmp_path / "sel.yaml").write_text(yaml.safe_dump(selection))
+    with pytest.raises(DataError, match="segmentation/unet/ce has no checkpoint"):
+        predict_probs(tiny_data["test"], tmp_path / "sel.yaml", tmp_path / "p.npz")
+    with pytest.raises(DataError, match="segmentation/unet/ce has no checkpoint"):
+        predict_oof_tta(tiny_data["train"], tmp_path / "sel.yaml", tmp_path / "t.npz")

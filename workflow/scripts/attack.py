@@ -1,0 +1,19 @@
+"""Attack the selected model of one task with one method (vocflow.attacks.run.run_attack)."""
+
+from pathlib import Path
+
+from vocflow.attacks.run import run_attack
+from vocflow.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+run_attack(
+    Path(snakemake.input.train[0]).parent,
+    Path(snakemake.input.test[0]).parent,
+    snakemake.input.folds,
+    snakemake.input.selection,
+    snakemake.params.settings,
+    out_csv=snakemake.output.table,
+    panel_png=snakemake.output.panel,
+    threads=snakemake.threads,
+    crf_yaml=snakemake.input.crf[0] if snakemake.input.crf else None,
+)
