@@ -32,17 +32,28 @@ def copy_workflow(dest: Path, edit=None) -> Path:
     return dest
 
 
+MODELS = {"classification": ["cnn", "lite0"], "segmentation": ["unet", "lite0_fpn"]}
+LOSSES = {"classification": ["bce", "focal"], "segmentation": ["ce", "wce"]}
+TASKS = ("classification", "segmentation")
+ABLATION_STEPS = ["raw", "+thresholds", "+crf", "+tta", "+ensemble"]
+
+
 def tiny(config: dict) -> None:
     config["folds"] = 2
     config["data"]["image_size"] = 32
     config["synthetic"].update(n_train=24, n_test=6, min_side=40, max_side=60)
-    config["classification"]["models"] = ["cnn", "cnn_small"]
-    config["segmentation"]["losses"] = ["ce", "ce_dice"]
-    config["variants"]["cnn_small"] = {"arch": "cnn", "widths": [4, 8], "dense": 8}
+    # Two models × two losses per task: a from-scratch and a pretrained (offline Lite0) model.
+    config["classification"].update(models=MODELS["classification"],
+                                     losses=LOSSES["classification"])
+    config["segmentation"].update(models=MODELS["segmentation"], losses=LOSSES["segmentation"])
     config["variants"]["unet"].update(base_width=4, levels=2)
     config["variants"]["cnn"].update(widths=[8, 16], dense=16)
     for task in ("classification", "segmentation"):
         config[task]["train"].update(epochs=1, batch_size=8)
+    config["post"]["crf"]["sample"] = 4
+    config["attacks"].update(methods=["fgsm", "pgd", "generator"], epsilons=[2, 8], n_images=4)
+    config["attacks"]["generator"].update(train_images=8, steps=3)
+    config["report"]["rulegraph"] = False
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -68,10 +79,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_output_exists(finished_run: Path) -> None:
     r = finished_run / "results"
-    for task, models, losses in (("classification", ["cnn", "cnn_small"], ["bce"]),
-                                 ("segmentation", ["unet"], ["ce", "ce_dice"])):
-        for model in models:
-            for loss in losses:
+    for task in TASKS:
+        for model in MODELS[task]:
+            for loss in LOSSES[task]:
                 for k in (0, 1):
                     cell = r / task / model / loss / f"fold{k}"
                     for name in ("best.pt", "metrics.csv", "oof.npz"):
@@ -82,10 +92,36 @@ def test_every_output_exists(finished_run: Path) -> None:
         assert (r / task / "random/prior/fold0/metrics.csv").is_file()
         assert (r / task / "selected.yaml").is_file()
     board = pd.read_csv(r / "leaderboard.csv")
-    assert len(board) == 2 + 1 + 2 + 1  # cells + a random baseline per task
+    assert len(board) == 2 * (4 + 1)  # 2 × 2 cells + a random baseline per task
     assert (board["folds"] == 2).all()
     html = (r / "report/index.html").read_text()
     assert "Leaderboard" in html and "data:image/png;base64" in html
+    for task in TASKS:
+        assert (r / task / "thresholds.yaml").is_file()
+    assert (r / "segmentation/crf.yaml").is_file()
+    assert (r / "attacks/summary.csv").is_file() and (r / "attacks/success_vs_eps.png").is_file()
+
+
+def test_ablation_table_has_every_step(finished_run: Path) -> None:
+    r = finished_run / "results"
+    ablation = pd.read_csv(r / "ablation.csv")
+    assert list(zip(ablation["task"], ablation["step"], strict=True)) == [
+        (task, step) for task in TASKS for step in ABLATION_STEPS]
+    assert "oof_sanity" in yaml.safe_load((r / "oof_score.yaml").read_text())
+
+
+def test_attack_summary_covers_the_config(finished_run: Path) -> None:
+    summary = pd.read_csv(finished_run / "results/attacks/summary.csv")
+    assert set(summary["task"]) == set(TASKS)
+    assert set(summary["attack"]) == {"fgsm", "pgd", "generator"}
+    assert set(summary["epsilon"]) == {2, 8}
+    assert (summary["linf"] <= summary["epsilon"] + 1e-3).all()
+
+
+def test_snakemake_report(finished_run: Path) -> None:
+    result = snakemake(finished_run, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Study report" in (finished_run / "results/report.html").read_text()
 
 
 def test_submission_format_and_score(finished_run: Path) -> None:
