@@ -6,12 +6,23 @@ The workflow passes each grid cell only the settings that cell uses (as a plain 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from vocflow.errors import ConfigError
 
 TASKS = ("classification", "segmentation")
+T = TypeVar("T")
+
+
+def from_fields(cls: type[T], data: Mapping[str, Any], what: str) -> T:
+    """Build dataclass ``cls`` from ``data``, naming unknown keys and the valid ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}; valid: {sorted(known)}")
+    return cls(**data)
 BASELINE_MODEL = "random"  # the class-frequency baseline, always on the leaderboard
 BASELINE_LOSS = "prior"
 
@@ -54,11 +65,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown training settings {unknown}; valid: {sorted(known)}")
-        return cls(**data)
+        return from_fields(cls, data, "training settings")
 
 
 # Keys of a variant entry that override training settings; every other key is a model parameter.

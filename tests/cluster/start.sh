@@ -111,7 +111,7 @@ start_mariadb() {
         || fail "mariadb-install-db failed"
     setpriv --reuid=mysql --regid=mysql --init-groups /usr/sbin/mariadbd --no-defaults \
         --datadir="$DB" --socket="$SOCK" --pid-file="$DB/mariadbd.pid" \
-        --bind-address=127.0.0.1 --port=3306 --log-error="$STATE/mariadbd.log" \
+        --bind-address=127.0.0.1 --port=3316 --log-error="$STATE/mariadbd.log" \
         </dev/null >"$STATE/mariadbd.out" 2>&1 &
     record mariadbd $!
     wait_for 60 mariadbd mariadb --socket="$SOCK" -e 'SELECT 1'

@@ -6,7 +6,7 @@ needs (PGD its steps, the generators their training settings).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 
 from vocflow.attacks.gradient import FGSM, PGD, Objective
 from vocflow.attacks.objectives import TASKS, Goal, build_target
+from vocflow.config import from_fields
 from vocflow.errors import ConfigError
 from vocflow.registry import Registry
 
@@ -51,11 +52,7 @@ class AttackSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttackSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown attack settings {unknown}; valid: {sorted(known)}")
-        return cls(**data)
+        return from_fields(cls, data, "attack settings")
 
 
 ATTACKS: Registry[Attack] = Registry("attack")

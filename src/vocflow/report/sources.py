@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from vocflow.config import from_fields
 from vocflow.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,7 @@ class ReportPaths:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReportPaths:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown report inputs {unknown}; valid: {sorted(known)}")
-        return cls(**data)
+        return from_fields(cls, data, "report inputs")
 
 
 @dataclass(frozen=True)
