@@ -99,6 +99,7 @@ def test_every_output_exists(finished_run: Path) -> None:
     for task in TASKS:
         assert (r / task / "thresholds.yaml").is_file()
     assert (r / "segmentation/crf.yaml").is_file()
+    assert list((r / "segmentation/crf_panels").glob("crf_*.png"))
     assert (r / "attacks/summary.csv").is_file() and (r / "attacks/success_vs_eps.png").is_file()
 
 

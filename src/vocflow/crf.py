@@ -198,3 +198,38 @@ def read_crf(path: str | Path) -> tuple[bool, CrfParams | None]:
     data = yaml.safe_load(Path(path).read_text()) or {}
     params = data.get("params")
     return bool(data.get("keep")), CrfParams(**params) if params else None
+
+
+def crf_panels(selection_yaml: str | Path, train_cache_dir: str | Path,
+               thresholds_yaml: str | Path, crf_yaml: str | Path, n: int, seed: int,
+               out_dir: str | Path) -> None:
+    """Before/after PNGs of the searched CRF on ``n`` OOF images, for the report.
+
+    Uses the best searched parameters even when CRF was not kept, so the report shows why.
+    """
+    from vocflow.data.cache import load_cache
+    from vocflow.io import atomic_path
+    from vocflow.report.figures import plt
+    from vocflow.report.panels import crf_panel
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _, params = read_crf(crf_yaml)
+    if params is None:
+        log.info("no CRF parameters in %s: no panels", crf_yaml)
+        return
+    oof, cache = load_oof(read_selection_yaml(selection_yaml)), load_cache(train_cache_dir)
+    thresholds = read_thresholds(thresholds_yaml, class_names_for("segmentation",
+                                                                   cache.class_names))
+    for pos in sample_positions(len(oof["index"]), n, seed):
+        i = int(oof["index"][pos])
+        image, truth = cache.original_image(i), cache.original_mask(i)
+        masks = [segment(image, oof["probs"][pos], oof["scale"], thresholds, p)
+                 for p in (None, params)]
+        scores = tuple(image_scores(m, truth, len(cache.class_names))[0] for m in masks)
+        fig = crf_panel(image, truth, *masks, scores, f"OOF image {cache.ids[i]}",
+                        cache.class_names)
+        with atomic_path(out / f"crf_{cache.ids[i]}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
+        plt.close(fig)
+    log.info("CRF panels of %d OOF images written to %s", min(n, len(oof["index"])), out)

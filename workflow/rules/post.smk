@@ -73,6 +73,26 @@ rule crf_tune:
         "../scripts/crf_tune.py"
 
 
+rule crf_panels:
+    input:
+        cache=cache("train"),
+        selection="results/segmentation/selected.yaml",
+        oof=cell_files("segmentation", "oof.npz"),
+        thresholds="results/segmentation/thresholds.yaml",
+        crf="results/segmentation/crf.yaml",
+    output:
+        directory("results/segmentation/crf_panels"),
+    conda:
+        ENV
+    log:
+        "results/logs/crf_panels.log",
+    params:
+        n=CRF.get("panels", 3),
+        seed=config["seed"],
+    script:
+        "../scripts/crf_panels.py"
+
+
 rule predict:
     input:
         cache=cache("test"),

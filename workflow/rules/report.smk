@@ -31,7 +31,7 @@ REPORT_PATHS = {
 }
 OPTIONAL_FILES = {
     "post": [*REPORT_PATHS["thresholds"].values(), *REPORT_PATHS["threshold_curves"].values(),
-             REPORT_PATHS["crf"], REPORT_PATHS["ablation"]],
+             REPORT_PATHS["crf"], REPORT_PATHS["crf_panels"], REPORT_PATHS["ablation"]],
     "attacks": [REPORT_PATHS["attacks_summary"]],
 }
 

@@ -106,3 +106,18 @@ def classification_panel(cache: Cache, ev: OofEval, positions: Sequence[int], ti
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def crf_panel(image: np.ndarray, truth: np.ndarray, before: np.ndarray, after: np.ndarray,
+              scores: tuple[float, float], title: str, class_names: Sequence[str]) -> Fig:
+    """One row at original size: image | truth | without CRF | with CRF (Kaggle Dice above)."""
+    fig, axes = plt.subplots(1, 4, figsize=(10, 3.2), squeeze=False)
+    views = (image, colorize(truth), colorize(before), colorize(after))
+    labels = (title, "truth", f"without CRF  Dice {scores[0]:.2f}",
+              f"with CRF  Dice {scores[1]:.2f}")
+    for ax, view, label in zip(axes[0], views, labels, strict=True):
+        ax.imshow(view, interpolation="nearest")
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout(rect=(0, _legend(fig, [truth, before, after], class_names), 1, 1))
+    return fig
