@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint dag clean
+.PHONY: install run test test-cluster lint dag clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ run: install
 	$(BIN)/snakemake --profile profiles/local
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/test_cluster.py
+
+# The SLURM tests (issue 3, work in progress): install and start a local single-node cluster
+# (Debian packages, root), run the grid through profiles/slurm, stop the daemons.
+test-cluster: install
+	$(BIN)/python -m pytest tests/test_cluster.py
 
 lint: install
 	$(BIN)/ruff check src workflow tests bench

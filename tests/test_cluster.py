@@ -40,6 +40,15 @@ TASK_GRID = {"classification": (["cnn", "cnn_small"], ["bce", "focal"]),
              "segmentation": (["unet", "unet_small"], ["ce", "ce_dice"])}
 TARGETS = ("results/leaderboard.csv",)
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
+# Cells added to the grid's config by single runs (see the config edits below).
+REQUEUED = "classification/cnn_long/bce/fold0"  # `scontrol requeue` after its first epoch
+WARNED = "classification/cnn_warned/bce/fold0"  # SIGUSR1 (the time-limit warning) instead
+LONG_EPOCHS = 30
+SLOW = "classification/cnn_slow/bce/fold0"  # trains for minutes; its driver gets cancelled
+BROKEN_CELLS = tuple(f"results/classification/{m}/bce/fold0/metrics.csv"
+                     for m in ("cnn_broken", "cnn_ok"))
+SUBMIT_TARGET = "results/data/test/index.csv"  # one light job that no other run needs
 
 
 def in_ci() -> bool:
@@ -214,12 +223,11 @@ def long_cells(config: dict) -> None:
                                      "epochs": LONG_EPOCHS, "image_size": 128}
 
 
-LONG_EPOCHS = 30
-REQUEUED = "classification/cnn_long/bce/fold0"  # `scontrol requeue` after its first epoch
-WARNED = "classification/cnn_warned/bce/fold0"  # SIGUSR1 (the time-limit warning) instead
-BROKEN_CELLS = tuple(f"results/classification/{m}/bce/fold0/metrics.csv"
-                     for m in ("cnn_broken", "cnn_ok"))
-SUBMIT_TARGET = "results/data/test/index.csv"  # one light job that no other run needs
+def slow_cell(config: dict) -> None:
+    """A cell that would train for minutes: the cancelled driver must take it down with it."""
+    config["classification"]["models"] += ["cnn_slow"]
+    config["variants"]["cnn_slow"] = {"arch": "cnn", "widths": [16, 32], "dense": 16,
+                                      "epochs": 500, "image_size": 128}
 
 
 def start_driver(workdir: Path, *args: str) -> subprocess.Popen:
@@ -231,17 +239,34 @@ def start_driver(workdir: Path, *args: str) -> subprocess.Popen:
         return subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
 
 
-def submit_driver_job(workdir: Path) -> dict:
-    """`vocflow submit` a driver for SUBMIT_TARGET and wait until that SLURM job ends."""
+def ended(job_id: str) -> dict[str, str]:
+    """sacct's record of ``job_id`` once it ended (within 10 min)."""
+    return wait_for(lambda: [j for j in sacct("-j", job_id) if j["State"].split()[0] in ENDED],
+                    600, f"SLURM job {job_id} to end")[0]
+
+
+def vocflow_submit(workdir: Path, target: str) -> tuple[str, str]:
+    """`vocflow submit` a driver for ``target``; its stdout and SLURM job id."""
     result = subprocess.run(
         [sys.executable, "-m", "vocflow.cli", "submit", "--workdir", str(workdir), "--time",
-         "30", "--", *FAST, SUBMIT_TARGET], capture_output=True, text=True, timeout=120)
+         "30", "--", *FAST, target], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    job_id = re.search(r"SLURM job (\d+)", result.stdout).group(1)
-    ended = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
-    job = wait_for(lambda: [j for j in sacct("-j", job_id) if j["State"] in ended], 600,
-                   f"the driver job {job_id}")[0]
-    return {"stdout": result.stdout, "job": job, "workdir": workdir}
+    return result.stdout, re.search(r"SLURM job (\d+)", result.stdout).group(1)
+
+
+def submit_driver_job(workdir: Path) -> dict:
+    """A submitted driver runs to the end; a second one is cancelled (`scancel`) while its cell
+    trains."""
+    stdout, job_id = vocflow_submit(workdir, SUBMIT_TARGET)
+    finished = {"stdout": stdout, "job": ended(job_id), "workdir": workdir}
+    slow = clone(workdir, workdir.parent / "cancel", slow_cell)
+    stdout, job_id = vocflow_submit(slow, f"results/{SLOW}/metrics.csv")
+    cell_job = wait_for(lambda: (slow / "results/state" / SLOW / "state.pt").is_file()
+                        and running_job(SLOW), 300, f"{SLOW} to train")
+    subprocess.run(["scancel", job_id], check=True, timeout=60)
+    log = Path(re.search(r"driver log: (\S+)", stdout).group(1))
+    cancelled = {"driver": ended(job_id), "cell": ended(cell_job), "log": log}
+    return {**finished, "cancelled": cancelled}
 
 
 def running_job(cell: str) -> str | None:
@@ -291,10 +316,11 @@ def finish(driver: subprocess.Popen, workdir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Every SLURM run of this module, started together so that the cluster's two GPUs stay
-    busy: the tiny grid, a failing cell (retried once), a cell that gets requeued mid-training,
-    and a driver submitted with `vocflow submit`. The data (synthetic set, caches, folds) is
-    made once, locally, and each run starts from a copy."""
+    """Every SLURM run of this module. The data (synthetic set, caches, folds) is made once,
+    locally, and each run starts from a copy. First the `vocflow submit` drivers, one after the
+    other (a driver holds one of the two CPUs); then, together so that both GPUs stay busy, the
+    tiny grid, a failing cell (retried once) and two cells interrupted after their first epoch
+    (a requeue, a time-limit warning)."""
     root = tmp_path_factory.mktemp("slurm")
     started = time.perf_counter()
     (root / "base").mkdir()
@@ -450,3 +476,13 @@ def test_vocflow_submit_runs_the_driver_as_a_job(runs: dict) -> None:
     assert submit["job"]["Partition"] == "cpu" and "gres/gpu" not in submit["job"]["ReqTRES"]
     assert (submit["workdir"] / SUBMIT_TARGET).is_file()
     assert "submitted with SLURM jobid" in text and "steps (100%) done" in text
+
+
+@pytest.mark.cluster
+def test_cancelled_driver_cancels_its_jobs(runs: dict) -> None:
+    cancelled = runs["submit"]["cancelled"]
+    assert cancelled["driver"]["State"].startswith("CANCELLED")
+    # `scancel` on the driver reached Snakemake as SIGINT: it cancelled the training job
+    # instead of leaving it to run on without a driver
+    assert cancelled["cell"]["State"].startswith("CANCELLED"), cancelled
+    assert "Terminating processes on user request" in cancelled["log"].read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -81,8 +82,24 @@ def driver_command(profile: str | Path, snakemake_args: Sequence[str],
 
 
 def run_driver(command: list[str], workdir: str) -> int:
-    """Runs inside the SLURM job: the driver in ``workdir``; fails the job when Snakemake fails."""
-    code = subprocess.run(command, cwd=workdir, check=False).returncode
+    """Runs inside the SLURM job: the driver in ``workdir``; fails the job when Snakemake fails.
+
+    `scancel` sends SIGTERM, on which Snakemake would only wait for its running jobs until
+    SLURM kills it, leaving them orphaned; relayed as SIGINT it cancels them and exits.
+    """
+    with subprocess.Popen(command, cwd=workdir) as proc:
+
+        def relay(signum: int, frame: Any) -> None:
+            # SIGINT reaches Snakemake from SLURM itself (all processes of the job get it)
+            if signum == signal.SIGTERM:
+                proc.send_signal(signal.SIGINT)
+
+        previous = {sig: signal.signal(sig, relay) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            code = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if code != 0:
         raise RuntimeError(f"snakemake exited with status {code}; see this log above")
     return code
