@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +44,7 @@ SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
 # Cells added to the grid's config by single runs (see the config edits below).
 REQUEUED = "classification/cnn_long/bce/fold0"  # `scontrol requeue` after its first epoch
-WARNED = "classification/cnn_warned/bce/fold0"  # SIGUSR1 (the time-limit warning) instead
+WARNED = "classification/cnn_warned/bce/fold0"  # the time-limit warning signal instead
 LONG_EPOCHS = 30
 SLOW = "classification/cnn_slow/bce/fold0"  # trains for minutes; its driver gets cancelled
 BROKEN_CELLS = tuple(f"results/classification/{m}/bce/fold0/metrics.csv"
@@ -90,7 +91,7 @@ def test_dry_run_and_dag_need_no_slurm(tmp_path: Path) -> None:
     resources = dict(re.findall(r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", text))
     for rule in ("train_classification", "train_segmentation"):
         assert {"gpu=1", "cpus_per_gpu=1", "runtime=120", "slurm_partition=gpu",
-                "slurm_extra=--signal=USR1@120"} <= set(resources[rule].split(", "))
+                "slurm_extra=--signal=TERM@120"} <= set(resources[rule].split(", "))
     for rule in ("baseline", "leaderboard"):
         assert "slurm_partition=cpu" in resources[rule] and "gpu" not in resources[rule]
     dag = run_snakemake(workdir, *PROFILE, *TARGETS, "--dag", timeout=300, env=env)
@@ -155,6 +156,8 @@ def slurm_cluster() -> Iterator[Path]:
     stopped = subprocess.run(["bash", str(CLUSTER / "stop.sh"), str(state)],
                              capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    if "still alive" in stopped.stderr:  # processes that escaped SLURM's tracking
+        warnings.warn(stopped.stderr.strip(), stacklevel=1)
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -287,8 +290,8 @@ def requeue(job_id: str) -> None:
 
 
 def warn(job_id: str) -> None:
-    # what `--signal=USR1@120` does 120 s before the time limit: SIGUSR1 to the job's steps
-    subprocess.run(["scancel", "--signal=USR1", job_id], check=True, timeout=60)
+    # what `--signal=TERM@120` does 120 s before the time limit: SIGTERM to the job's steps
+    subprocess.run(["scancel", "--signal=TERM", job_id], check=True, timeout=60)
 
 
 def interrupt_after_first_checkpoint(driver: subprocess.Popen, workdir: Path) -> dict[str, str]:
@@ -459,10 +462,10 @@ def test_warned_job_saves_and_its_retry_resumes_with_more_time(runs: dict) -> No
     assert [j["JobID"] for j in attempts][0] == resume["job_ids"][WARNED]
     assert [(j["State"], j["Timelimit"]) for j in attempts] == [("FAILED", "02:00:00"),
                                                                ("COMPLETED", "04:00:00")]
-    # the failed attempt's SLURM log is kept and shows the save on SIGUSR1 (10)
+    # the failed attempt's SLURM log is kept and shows the save on the warning (SIGTERM)
     slurm_log = resume["workdir"] / ("results/logs/slurm/rule_train_classification/"
                                      f"cnn_warned_bce_0/{attempts[0]['JobID']}.log")
-    assert "stop signal 10: state saved" in slurm_log.read_text()
+    assert "stop signal 15: state saved" in slurm_log.read_text()
 
 
 @pytest.mark.cluster

@@ -9,6 +9,7 @@ slurm_account``; ``slurm-qos``), the one place users adapt to their cluster.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -81,20 +82,35 @@ def driver_command(profile: str | Path, snakemake_args: Sequence[str],
     return [python, "-m", "snakemake", "--profile", str(profile), *args]
 
 
+def cancel_jobs_named(prefix: str) -> None:
+    """scancel every job of this user whose name starts with ``prefix``."""
+    listing = subprocess.run(["squeue", "-h", "--me", "-o", "%i %j"], capture_output=True,
+                             text=True, timeout=60, check=False).stdout
+    rows = (line.split() for line in listing.splitlines())
+    ids = [row[0] for row in rows if len(row) == 2 and row[1].startswith(prefix)]
+    if ids:
+        log.info("cancelling the driver's jobs %s", ids)
+        subprocess.run(["scancel", *ids], timeout=60, check=False)
+
+
 def run_driver(command: list[str], workdir: str) -> int:
     """Runs inside the SLURM job: the driver in ``workdir``; fails the job when Snakemake fails.
 
-    `scancel` sends SIGTERM, on which Snakemake would only wait for its running jobs until
-    SLURM kills it, leaving them orphaned; relayed as SIGINT it cancels them and exits.
+    `scancel` sends SIGTERM, on which Snakemake only stops submitting and waits for its jobs
+    (and may be killed before its next status poll), leaving them orphaned. So the driver's
+    jobs are named after this job, and on SIGTERM they are cancelled here, and Snakemake gets
+    SIGINT.
     """
-    with subprocess.Popen(command, cwd=workdir) as proc:
+    prefix = f"vocflow_d{os.environ.get('SLURM_JOB_ID', 'local')}"
+    with subprocess.Popen([*command, "--slurm-jobname-prefix", prefix], cwd=workdir) as proc:
 
-        def relay(signum: int, frame: Any) -> None:
+        def stop(signum: int, frame: Any) -> None:
             # SIGINT reaches Snakemake from SLURM itself (all processes of the job get it)
             if signum == signal.SIGTERM:
                 proc.send_signal(signal.SIGINT)
+                cancel_jobs_named(f"{prefix}_")
 
-        previous = {sig: signal.signal(sig, relay) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             code = proc.wait()
         finally:
