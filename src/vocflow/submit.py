@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from vocflow.errors import ConfigError, VocflowError
+from vocflow.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def run_driver(command: list[str], workdir: str) -> int:
     jobs are named after this job, and on SIGTERM they are cancelled here, and Snakemake gets
     SIGINT.
     """
+    setup_logging()  # this runs in a fresh process: the job's log is stderr
     prefix = f"vocflow_d{os.environ.get('SLURM_JOB_ID', 'local')}"
     with subprocess.Popen([*command, "--slurm-jobname-prefix", prefix], cwd=workdir) as proc:
 
@@ -130,11 +132,12 @@ def submit_driver(workdir: str | Path, profile: str | Path, snakemake_args: Sequ
     profile_dir = profile if Path(profile).is_absolute() else workdir / profile
     command = driver_command(Path(profile_dir), snakemake_args)
     executor = submitit.SlurmExecutor(folder=workdir / log_dir, max_num_timeout=0)
-    # use_srun=False: the driver runs in the batch step and can submit jobs itself;
-    # stderr_to_stdout: one log to read.
+    # use_srun (submitit's default): the driver runs in a job step, which `scancel` gives
+    # SIGTERM and KillWait seconds to cancel its jobs (the batch shell dies at once, and with
+    # it everything else in the batch step); stderr_to_stdout: one log to read.
     params: dict[str, Any] = {"job_name": "vocflow-driver", "time": settings.time_min,
                               "cpus_per_task": settings.cpus, "mem": f"{settings.mem_mb}MB",
-                              "use_srun": False, "stderr_to_stdout": True}
+                              "use_srun": True, "stderr_to_stdout": True}
     for key in ("partition", "account", "qos"):
         if getattr(settings, key):
             params[key] = getattr(settings, key)
