@@ -18,9 +18,9 @@ run: install
 	$(BIN)/snakemake --profile profiles/local
 
 test: install
-	$(BIN)/python -m pytest --ignore=tests/test_cluster.py
+	$(BIN)/python -m pytest
 
-# The SLURM tests (issue 3, work in progress): install and start a local single-node cluster
+# Only the SLURM tests (part of `make test`): install and start a local single-node cluster
 # (Debian packages, root), run the grid through profiles/slurm, stop the daemons.
 test-cluster: install
 	$(BIN)/python -m pytest tests/test_cluster.py

@@ -12,8 +12,9 @@ job restarts)::
 one is in place, so a kill between any two writes leaves a consistent pair.
 
 SLURM sends SIGTERM on preemption, ``scontrol requeue`` and at the time limit, and the signal
-chosen with ``--signal`` (SIGUSR1 here) some time before it. ``stop_signals`` turns both into
-a flag that the training loop reads after every batch: it saves the state and raises
+chosen with ``--signal`` some time before it (profiles/slurm asks for SIGTERM 120 s early;
+SIGUSR1 is handled too, for profiles that send it to the batch step). ``stop_signals`` turns
+both into a flag that the training loop reads after every batch: it saves the state and raises
 ``Interrupted`` (a SystemExit with a non-zero code), so the job ends as failed and is re-run.
 """
 
