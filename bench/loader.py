@@ -1,24 +1,30 @@
 """Loader throughput: vocflow's batched cache loaders vs a per-item pandas/PIL pipeline.
 
-Both pipelines read the same images (the synthetic dataset's cache at --size px), apply the
+Both pipelines read the same images (the synthetic dataset's cache at --size px) and apply the
 same albumentations transforms (the ``full`` preset, built by the same function; none for
-evaluation) and deliver the same thing: a normalised float32 (N, 3, S, S) batch with its
-(N, S, S) int64 masks, the segmentation model's input on CPU. One core: torch and OpenCV use
-one thread, no loader workers.
+evaluation). One core: torch and OpenCV use one thread, no loader workers.
 
 Baseline, as in the original study's notebooks: a DataFrame holding the images, and per item
-``.iloc`` -> PIL -> albumentations -> PIL -> ToTensor -> Normalize, then default collation.
-Ours: ``CacheBatches`` (fancy-indexed memory-map reads, per-batch seeding, uint8 batches) and
-``normalize_batch`` (per batch, OpenCV SIMD passes straight into NCHW float32).
+``.iloc`` -> PIL -> albumentations -> PIL -> ToTensor -> Normalize, then default collation:
+normalised float32 (N, 3, S, S) images and (N, S, S) int64 masks.
+Ours: ``CacheBatches`` (fancy-indexed memory-map reads, per-batch seeding) hands uint8 batches
+(N, S, S, 3) and (N, S, S) to the training step, which normalises them where the model runs
+(``vocflow.train.model_input`` -> ``normalize_batch``). Two figures follow from that:
+
+- ``loader_eval`` (a GPU job, what the cluster's training and prediction jobs are): the CPU's
+  work is the loader plus the copy of each uint8 batch into pinned memory (emulated here by a
+  copy: this machine has no CUDA); normalisation and the int64 cast are device work.
+- ``loader_eval_cpu`` (a CPU-only job): ours also normalises to float32 (OpenCV SIMD passes
+  straight into NCHW) and widens the masks to int64 on the CPU.
+- ``loader`` (training, full augmentation preset): ours normalises on the CPU too, so it
+  holds for both kinds of job.
 
 Time is this process's CPU time (user + system), so neighbours on a shared machine do not
 count; each figure is the best of --repeats runs of at least --seconds each, interleaved.
-An extra line shows our evaluation loader alone: on a GPU the uint8 batch is what crosses to
-the device, and ``normalize_batch`` runs there.
 
 Usage: .venv/bin/python bench/loader.py [--n 192] [--size 64] [--repeats 5] [--seconds 1]
-The last two lines read ``loader_eval: ...`` and ``loader: ours X img/s, baseline Y img/s,
-ratio R`` (training loader with the full preset).
+The last three lines read ``NAME: ours X img/s, baseline Y img/s, ratio R`` for
+``loader_eval_cpu``, ``loader_eval`` and, last, ``loader``.
 """
 
 from __future__ import annotations
@@ -88,12 +94,18 @@ def our_loader(cache: Cache, augment: bool, batch_size: int) -> DataLoader:
     return DataLoader(data, batch_sampler=sampler, collate_fn=unwrap, num_workers=0)
 
 
-def ours_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def ours_cpu_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return normalize_batch(x), y.long()  # what vocflow.train hands the model on CPU
 
 
-def to_device_only(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return x, y  # a GPU run pins and copies these uint8 batches; the GPU normalises
+def ours_gpu_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # A GPU job's DataLoader copies each uint8 batch into pinned memory (pin_memory=True);
+    # the copy to the device, normalize_batch and the int64 cast then run on the GPU.
+    return x.clone(), y.clone()
+
+
+STEPS: dict[str, Callable | None] = {"ours (CPU job)": ours_cpu_step,
+                                     "ours (GPU job)": ours_gpu_step, "baseline": None}
 
 
 def throughput(loader: DataLoader, step: Callable | None, min_seconds: float) -> float:
@@ -103,30 +115,32 @@ def throughput(loader: DataLoader, step: Callable | None, min_seconds: float) ->
         for x, y in loader:
             if step is not None:
                 x, y = step(x, y)
-            assert step is to_device_only or (x.dtype == torch.float32 and
-                                              y.dtype == torch.int64)
+            assert step is ours_gpu_step or (x.dtype == torch.float32 and y.dtype == torch.int64)
             images += len(x)
     return images / (time.process_time() - start)
 
 
 def compare(name: str, cache: Cache, augment: bool, batch_size: int, repeats: int,
-            min_seconds: float) -> str:
-    """Print both pipelines' figures; return the summary line (printed last by main).
+            min_seconds: float, steps: dict[str, Callable | None]) -> dict[str, float]:
+    """Print each pipeline's runs; return its best (as timeit does: on a shared machine,
+    slower runs measure cache and memory-bus contention, not the loader)."""
+    loaders = {label: (baseline_loader if step is None else our_loader)(cache, augment,
+                                                                        batch_size)
+               for label, step in steps.items()}
+    for label, step in steps.items():  # warm-up: page cache, imports
+        throughput(loaders[label], step, 0)
+    runs: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(repeats):  # interleaved, so drift of a shared machine hits all alike
+        for label, step in steps.items():
+            runs[label].append(throughput(loaders[label], step, min_seconds))
+    print(f"{name} (batch {batch_size}): " + ", ".join(
+        f"{label} {[round(r) for r in rates]} img/s" for label, rates in runs.items()))
+    return {label: max(rates) for label, rates in runs.items()}
 
-    Each pipeline's figure is its best of ``repeats`` runs (as timeit does): on a shared
-    machine, slower runs measure cache and memory-bus contention, not the loader.
-    """
-    ours, base = our_loader(cache, augment, batch_size), baseline_loader(cache, augment,
-                                                                         batch_size)
-    throughput(ours, ours_step, 0), throughput(base, None, 0)  # warm-up: page cache, imports
-    ours_runs, base_runs = [], []
-    for _ in range(repeats):  # interleaved, so drift of a shared machine hits both alike
-        ours_runs.append(throughput(ours, ours_step, min_seconds))
-        base_runs.append(throughput(base, None, min_seconds))
-    o, b = max(ours_runs), max(base_runs)
-    print(f"{name} (batch {batch_size}): ours {[round(r) for r in ours_runs]} img/s, "
-          f"baseline {[round(r) for r in base_runs]} img/s")
-    return f"{name}: ours {o:.0f} img/s, baseline {b:.0f} img/s, ratio {o / b:.1f}"
+
+def summary(name: str, ours: float, baseline: float) -> str:
+    return (f"{name}: ours {ours:.0f} img/s, baseline {baseline:.0f} img/s, "
+            f"ratio {ours / baseline:.1f}")
 
 
 def main() -> None:
@@ -142,14 +156,12 @@ def main() -> None:
         cache = make_cache(Path(tmp), args.n, args.size)
         print(f"{args.n} images at {args.size} px, one core, num_workers=0; best of "
               f"{args.repeats} runs of >= {args.seconds} s")
-        lines = [compare("loader_eval", cache, False, 32, args.repeats, args.seconds),
-                 compare("loader", cache, True, 16, args.repeats, args.seconds)]
-        device = max(throughput(our_loader(cache, False, 32), to_device_only, args.seconds)
-                     for _ in range(args.repeats))
-        print(f"loader_eval, uint8 batches as a GPU run takes them (normalised on the GPU): "
-              f"ours {device:.0f} img/s")
-    print("\n".join(lines))
-
+        ev = compare("evaluation", cache, False, 32, args.repeats, args.seconds, STEPS)
+        train = compare("training", cache, True, 16, args.repeats, args.seconds,
+                        {"ours": ours_cpu_step, "baseline": None})
+    print(summary("loader_eval_cpu", ev["ours (CPU job)"], ev["baseline"]))
+    print(summary("loader_eval", ev["ours (GPU job)"], ev["baseline"]))
+    print(summary("loader", train["ours"], train["baseline"]))
 
 if __name__ == "__main__":
     main()

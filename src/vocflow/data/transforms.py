@@ -102,7 +102,9 @@ def normalize_batch(x: torch.Tensor, size: int | None = None,
     else:
         scale = torch.as_tensor(SCALE, device=x.device).view(1, 3, 1, 1)
         shift = torch.as_tensor(SHIFT, device=x.device).view(1, 3, 1, 1)
-        out = x.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)
+        # One fused kernel (a GPU job's per-batch launches are CPU time too); its output keeps
+        # the input's NHWC strides, i.e. channels_last, so that case needs no further copy.
+        out = torch.addcmul(shift, x.permute(0, 3, 1, 2), scale)
     if size is not None and size != out.shape[-1]:
         out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False,
                             antialias=True)
