@@ -5,7 +5,7 @@ from pathlib import Path
 from vocflow.logs import setup_logging
 from vocflow.train import train_cell
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0], append=True)  # a resumed job keeps the killed attempt's log
 train_cell(
     Path(snakemake.input.cache[0]).parent,
     snakemake.input.folds,
