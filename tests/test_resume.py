@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vocflow.config import TrainSettings
-from vocflow.resume import STATE_FILE, Interrupted
+from vocflow.resume import STATE_FILE, Interrupted, StateStore
 from vocflow.train import train_cell
 
 # Dropout (cnn) and the full augmentation preset: the RNG state and the seeded loader both
@@ -147,3 +147,21 @@ def test_unreadable_state_starts_fresh(tiny_data: dict, tmp_path: Path,
     metrics = pd.read_csv(run(tiny_data, tmp_path / "cut", settings("classification",
                                                                       epochs=1))["metrics"])
     assert "cannot read resume state" in caplog.text and metrics["resumed_from"].tolist() == [0]
+
+
+def test_clear_removes_the_parents_it_empties_up_to_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "results" / "state"
+    cell = root / "classification" / "cnn" / "bce" / "fold0"
+    other = root / "classification" / "cnn" / "focal" / "fold1"
+    for folder in (cell, other):
+        folder.mkdir(parents=True)
+        (folder / STATE_FILE).write_bytes(b"state")
+    StateStore(cell, "f", root).clear()
+    assert not (root / "classification" / "cnn" / "bce").exists()
+    assert (other / STATE_FILE).is_file()  # another cell's state, and its parents, stay
+    StateStore(other, "f", root).clear()
+    assert root.is_dir() and not any(root.iterdir())  # the root itself stays
+    lone = tmp_path / "lone" / "fold0"
+    lone.mkdir(parents=True)
+    StateStore(lone, "f").clear()  # no root: only the cell's own folder goes
+    assert (tmp_path / "lone").is_dir() and not lone.exists()

@@ -88,8 +88,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class StateStore:
     """The state directory of one cell (see the module docstring)."""
 
-    def __init__(self, directory: str | Path, fingerprint: str) -> None:
+    def __init__(self, directory: str | Path, fingerprint: str,
+                 root: str | Path | None = None) -> None:
+        """``root``: a folder above ``directory`` (e.g. results/state) up to which ``clear``
+        also removes the parents it leaves empty; None = only ``directory`` itself."""
         self.dir, self.fingerprint = Path(directory), fingerprint
+        self.root = Path(root) if root is not None else None
 
     def load(self, settings: dict[str, Any]) -> dict[str, Any] | None:
         """The saved state if it belongs to this run; None (and why, in the log) otherwise."""
@@ -127,8 +131,15 @@ class StateStore:
         """Remove the state after the cell's outputs are written (see vocflow.train)."""
         for path in [self.dir / STATE_FILE, *self.dir.glob("best_e*.pt")]:
             path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # not empty: someone else's files, leave them
-            self.dir.rmdir()
+        folder = self.dir
+        while True:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another cell's state, someone's files): leave it
+                return
+            folder = folder.parent
+            if self.root is None or folder == self.root or self.root not in folder.parents:
+                return
 
 
 class StopFlag:

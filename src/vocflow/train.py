@@ -503,15 +503,18 @@ def signals_if(enabled: bool, run: Run) -> Iterator[None]:
 def train_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, settings: dict[str, Any],
                checkpoint_path: str | Path, metrics_path: str | Path, oof_path: str | Path,
                threads: int = 1, state_dir: str | Path | None = None,
-               workers: int | None = None, callback: Callback | None = None) -> None:
+               workers: int | None = None, callback: Callback | None = None,
+               state_root: str | Path | None = None) -> None:
     """Train one cell and write its checkpoint, per-epoch metrics CSV and OOF probabilities.
 
     ``state_dir``: where the resume state lives (see the module docstring); None = no resume.
     ``workers``: DataLoader worker processes; None = sized from ``threads`` and the device.
+    ``state_root``: the folder of all cells' states; emptied parents up to it are removed.
     """
     s = TrainSettings.from_dict(settings)
     cell = setup_cell(s, cache_dir, folds_csv, fold, threads, workers)
-    store = StateStore(state_dir, cell_fingerprint(cell)) if state_dir is not None else None
+    store = (StateStore(state_dir, cell_fingerprint(cell), state_root)
+             if state_dir is not None else None)
     run = start(cell, store)
     run.callback = callback
     with signals_if(store is not None, run):

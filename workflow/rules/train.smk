@@ -29,6 +29,7 @@ for _task in TASKS:
             # Resume state (vocflow.resume): not an output, so Snakemake keeps it when a killed
             # or requeued job restarts; train_cell deletes it once the outputs are written.
             state_dir=f"results/state/{_task}/{{model}}/{{loss}}/fold{{fold}}",
+            state_root="results/state",
         threads: config["resources"]["train_threads"]
         # One GPU per cell (CPU fallback where CUDA is absent). Time and memory grow with the
         # attempt, so a retry after TIMEOUT/OUT_OF_MEMORY gets more (the profile's `retries`);

@@ -16,4 +16,5 @@ train_cell(
     oof_path=snakemake.output.oof,
     threads=snakemake.threads,
     state_dir=snakemake.params.state_dir,
+    state_root=snakemake.params.state_root,
 )
