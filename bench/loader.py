@@ -14,8 +14,9 @@ Ours: ``CacheBatches`` (fancy-indexed memory-map reads, per-batch seeding) hands
 - ``loader_eval`` (a GPU job, what the cluster's training and prediction jobs are): the CPU's
   work is the loader plus the copy of each uint8 batch into pinned memory (emulated here by a
   copy: this machine has no CUDA); normalisation and the int64 cast are device work.
-- ``loader_eval_cpu`` (a CPU-only job): ours also normalises to float32 (OpenCV SIMD passes
-  straight into NCHW) and widens the masks to int64 on the CPU.
+- ``loader_eval_cpu`` (a CPU-only job): ours also normalises to float32 (one widening pass and
+  one multiply-add, kept in the loader's NHWC layout: channels_last) and widens the masks to
+  int64 on the CPU.
 - ``loader`` (training, full augmentation preset): ours normalises on the CPU too, so it
   holds for both kinds of job.
 
@@ -95,7 +96,8 @@ def our_loader(cache: Cache, augment: bool, batch_size: int) -> DataLoader:
 
 
 def ours_cpu_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return normalize_batch(x), y.long()  # what vocflow.train hands the model on CPU
+    # what vocflow.train hands the model on CPU (channels_last, the default)
+    return normalize_batch(x, channels_last=True), y.long()
 
 
 def ours_gpu_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

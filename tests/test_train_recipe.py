@@ -209,7 +209,9 @@ def test_cpu_runs_are_exact_with_loader_workers(tiny_data: dict, tmp_path: Path)
 def test_amp_and_workers_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     s = TrainSettings(**BASE)
     cpu = train.amp_for(s, torch.device("cpu"))
-    assert cpu.dtype is None and not cpu.scaler.is_enabled() and not cpu.channels_last
+    assert cpu.dtype is None and not cpu.scaler.is_enabled() and cpu.channels_last
+    off_cpu = TrainSettings(**{**BASE, "channels_last": False})
+    assert not train.amp_for(off_cpu, torch.device("cpu")).channels_last
     cuda = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert train.amp_for(s, cuda).dtype == torch.bfloat16 and train.amp_for(s, cuda).channels_last

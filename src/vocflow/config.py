@@ -58,7 +58,7 @@ class TrainSettings:
     lr_head: float | None = None  # head LR of the frozen phase; None = 10 · lr
     image_size: int | None = None  # model input side in px; None = the cache's image size
     amp: bool = True  # CUDA only: bf16 (or fp16 + grad scaler) mixed precision
-    channels_last: bool = True  # CUDA only: NHWC memory format for convolutions
+    channels_last: bool = True  # NHWC memory format for convolutions (CPU and CUDA)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
