@@ -129,7 +129,7 @@ def _normalize_nhwc(x: torch.Tensor) -> torch.Tensor:
     vectorised (broadcasting a 3-vector over the last axis is ~5x slower).
     """
     n, h, w, _ = x.shape
-    out = x.contiguous().float()
+    out = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # never x itself
     rows = out.view(n * h, w * 3)
     scale, shift = _row_constants(w)
     torch.addcmul(shift, rows, scale, out=rows)
