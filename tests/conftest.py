@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from vocflow.data.cache import load_cache
 from vocflow.data.folds import write_folds
@@ -29,3 +31,13 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     train = load_cache(caches["train"])
     write_folds(train.ids, train.labels, 2, 0, folds)
     return {"root": root, "train": caches["train"], "test": caches["test"], "folds": folds}
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module of tiny-tensor tests: a second intra-op thread only adds
+    contention on a shared 2-core machine (use with pytest.mark.usefixtures)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_workflow import copy_workflow, job_counts, snakemake
+from helpers import copy_workflow, job_counts
+from test_workflow import snakemake
 
 from vocflow.attacks import ATTACKS
 

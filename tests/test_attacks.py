@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -35,12 +34,8 @@ TARGETS = {"classification": "only:person", "segmentation": "erase:largest"}
 GRADIENT = [name for name in ATTACKS.names() if name not in ("generator", "universal")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(task: str, seed: int = 0) -> PixelModel:

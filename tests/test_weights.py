@@ -4,7 +4,6 @@ without network, the two-phase contract, and the real EfficientNet-Lite0 ImageNe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -23,12 +22,8 @@ CLASSIFIER_ARCHS = [a for a in W.TORCHVISION_WEIGHTS if W.TORCHVISION_WEIGHTS[a]
 SEGMENTER_ARCHS = [a for a in W.TORCHVISION_WEIGHTS if W.TORCHVISION_WEIGHTS[a][1]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from helpers import copy_workflow, job_counts, run_snakemake
 
 from vocflow.data.cache import load_cache
 from vocflow.rle import score_submission
 
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ("Snakefile", "workflow", "config", "profiles")
 pytestmark = pytest.mark.workflow
-
-
-def copy_workflow(dest: Path, edit=None) -> Path:
-    for name in COPIED:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    config = yaml.safe_load((dest / "config/config.yaml").read_text())
-    if edit:
-        edit(config)
-    (dest / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
 
 
 MODELS = {"classification": ["cnn", "lite0"], "segmentation": ["unet", "lite0_fpn"]}
@@ -57,16 +42,7 @@ def tiny(config: dict) -> None:
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", *args]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          env=env)
-
-
-def job_counts(text: str) -> dict[str, int]:
-    """Rule -> job count from the "Job stats" table of a (dry) run."""
-    rows = (line.split() for line in text.splitlines())
-    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
+    return run_snakemake(workdir, "--profile", "profiles/local", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
