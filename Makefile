@@ -25,8 +25,11 @@ test: install
 test-cluster: install
 	$(BIN)/python -m pytest tests/test_cluster.py
 
+# The checks the tests also run: ruff, snakefmt (the snakemake-workflows formatter) and
+# Snakemake's own linter.
 lint: install
 	$(BIN)/ruff check src workflow tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 dag: install

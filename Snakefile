@@ -11,17 +11,19 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
-include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/select.smk"
-include: "workflow/rules/post.smk"
-include: "workflow/rules/attack.smk"
-include: "workflow/rules/submit.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/common.smk"  # config -> grid, paths, resources, final targets
+include: "workflow/rules/data.smk"  # raw data -> validated caches -> folds
+include: "workflow/rules/train.smk"  # weights; model × loss × fold cells; baseline
+include: "workflow/rules/select.smk"  # leaderboard -> selected cell per task
+include: "workflow/rules/tune.smk"  # OOF thresholds, DenseCRF search
+include: "workflow/rules/predict.smk"  # test prediction through the post-processing
+include: "workflow/rules/ablation.smk"  # what each post-processing step adds, on OOF
+include: "workflow/rules/submission.smk"  # Kaggle submission and scores
+include: "workflow/rules/attack.smk"  # adversarial attacks on the selected models
+include: "workflow/rules/report.smk"  # the study report
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

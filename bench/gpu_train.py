@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vocflow.config import TrainSettings
 from vocflow.data.cache import load_cache
 from vocflow.data.folds import read_folds, write_folds
 from vocflow.data.ingest import ingest
 from vocflow.data.synthetic import VOC_CLASSES, make_synthetic
+from vocflow.grid import TrainSettings
 from vocflow.train import build_loaders, split_indices, train_cell
 
 HERE = Path(__file__).resolve().parent

@@ -48,7 +48,8 @@ from vocflow.data.cache import Cache, load_cache
 from vocflow.data.dataset import CacheBatches, EpochBatches, unwrap
 from vocflow.data.ingest import ingest
 from vocflow.data.synthetic import VOC_CLASSES, make_synthetic
-from vocflow.data.transforms import MEAN, STD, build_transform, normalize_batch
+from vocflow.data.transforms import build_transform, normalize_batch
+from vocflow.imagenet import MEAN, STD
 
 
 class PandasPILDataset(Dataset):

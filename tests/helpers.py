@@ -1,5 +1,5 @@
-"""Helpers shared by the end-to-end tests: a copy of the workflow with an edited config, and a
-snakemake runner that cannot hang (SIGINT at the deadline, SIGKILL 30 s later)."""
+"""Helpers shared by the tests: tiny training cells, a copy of the workflow with an edited
+config, and a snakemake runner that cannot hang (SIGINT at the deadline, SIGKILL 30 s later)."""
 
 from __future__ import annotations
 
@@ -7,41 +7,72 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
+from snakemake.utils import update_config
+
+from vocflow.artifacts import Selection
+from vocflow.grid import TrainSettings
+from vocflow.train import train_cell
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "workflow", "config", "profiles")
+TEST_CONFIG = REPO / ".test" / "config"
 
 
-def copy_workflow(dest: Path, edit: Callable[[dict], None] | None = None) -> Path:
-    """Copy the workflow into ``dest`` and apply ``edit`` to its config."""
+# The smallest models of each task, for tests that need trained cells.
+TINY_MODELS = {
+    "classification": {"arch": "cnn", "loss": "bce", "model_params": {"widths": [8, 16],
+                                                                       "dense": 16}},
+    "segmentation": {"arch": "unet", "loss": "ce", "model_params": {"base_width": 4, "levels": 2}},
+}
+
+
+def train_tiny(data: Mapping[str, Path], task: str, out: Path, fold: int = 0,
+               run: Mapping[str, Any] | None = None, **settings: Any) -> dict[str, Path]:
+    """Train a tiny cell of ``task`` on the ``tiny_data`` fixture's fold ``fold`` into
+    ``out/{best.pt, metrics.csv, oof.npz}``; ``settings`` override TINY_MODELS and one epoch of
+    batch 8 at lr 3e-3; ``run`` passes extra keywords to train_cell (state_dir, callback...)."""
+    spec = {**TINY_MODELS[task], "epochs": 1, "batch_size": 8, "lr": 3e-3, **settings}
+    model = spec.pop("model", spec["arch"])
+    paths = {"checkpoint": out / "best.pt", "metrics": out / "metrics.csv",
+             "oof": out / "oof.npz"}
+    train_cell(cache_dir=data["train"], folds_csv=data["folds"], fold=fold,
+               settings=TrainSettings(task=task, model=model, **spec).to_dict(),
+               checkpoint_path=paths["checkpoint"], metrics_path=paths["metrics"],
+               oof_path=paths["oof"], **(run or {}))
+    return paths
+
+
+def write_selection(path: Path, task: str, folds: list[Mapping[str, Path]], model: str = "m",
+                    loss: str = "l") -> Path:
+    """A selected.yaml naming the checkpoints and OOF files of ``folds`` (train_tiny outputs)."""
+    Selection(task=task, model=model, loss=loss, metric="kaggle", mean=0.0, std=0.0,
+              checkpoints=[str(f["checkpoint"]) for f in folds],
+              oof=[str(f["oof"]) for f in folds]).write(path)
+    return path
+
+
+def copy_workflow(dest: Path, *overlays: str) -> Path:
+    """Copy the workflow into ``dest``; its config is config/config.yaml with the named files of
+    .test/config/ merged over it in order, as ``snakemake --configfile`` merges them."""
     for name in COPIED:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    config = yaml.safe_load((dest / "config/config.yaml").read_text())
-    if edit:
-        edit(config)
-    (dest / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
+    return merge_config(dest, *overlays)
 
 
-def tiny_grid(config: dict) -> None:
-    """2 models × 2 losses × 2 folds per task, 1 epoch on 24 images of 32 px."""
-    config["folds"] = 2
-    config["data"]["image_size"] = 32
-    config["synthetic"].update(n_train=24, n_test=6, min_side=40, max_side=60)
-    config["classification"].update(models=["cnn", "cnn_small"], losses=["bce", "focal"])
-    config["segmentation"].update(models=["unet", "unet_small"], losses=["ce", "ce_dice"])
-    config["variants"]["cnn"].update(widths=[8, 16], dense=16)
-    config["variants"]["cnn_small"] = {"arch": "cnn", "widths": [4, 8], "dense": 8}
-    config["variants"]["unet"].update(base_width=4, levels=2)
-    config["variants"]["unet_small"] = {"arch": "unet", "base_width": 4, "levels": 1}
-    for task in ("classification", "segmentation"):
-        config[task]["train"].update(epochs=1, batch_size=8)
-    config["resources"].update(train_mem_mb=1000)
+def merge_config(workdir: Path, *overlays: str) -> Path:
+    """Merge .test/config/{overlay}.yaml files over ``workdir``'s config/config.yaml."""
+    path = workdir / "config/config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for name in overlays:
+        update_config(config, yaml.safe_load((TEST_CONFIG / f"{name}.yaml").read_text()))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 600,

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import train_tiny, write_selection
 
 from vocflow.attacks import ATTACKS, attack_settings
 from vocflow.attacks.evaluate import scaled_crf_params
 from vocflow.attacks.run import run_attack, summarize
-from vocflow.config import TrainSettings
 from vocflow.crf import CrfParams
 from vocflow.data.synthetic import VOC_CLASSES
-from vocflow.train import train_cell
 
 MODELS = {
     "classification": dict(arch="cnn", loss="bce", model_params={"widths": [4, 8], "dense": 8}),
@@ -45,16 +44,9 @@ def selections(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dic
     out = tmp_path_factory.mktemp("selected")
     paths = {}
     for task, model in MODELS.items():
-        cell = out / task / "fold0"
-        cell.mkdir(parents=True)
-        settings = TrainSettings(task=task, model=model["arch"], epochs=1, batch_size=8,
-                                 **model).to_dict()
-        train_cell(tiny_data["train"], tiny_data["folds"], 0, settings, cell / "best.pt",
-                   cell / "metrics.csv", cell / "oof.npz")
-        paths[task] = out / task / "selected.yaml"
-        paths[task].write_text(yaml.safe_dump({
-            "task": task, "model": model["arch"], "loss": model["loss"],
-            "checkpoints": [str(cell / "best.pt")]}))
+        fold0 = train_tiny(tiny_data, task, out / task / "fold0", **model)
+        paths[task] = write_selection(out / task / "selected.yaml", task, [fold0],
+                                      model["arch"], model["loss"])
     return paths
 
 

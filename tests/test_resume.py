@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vocflow.config import TrainSettings
+from vocflow.grid import TrainSettings
 from vocflow.resume import STATE_FILE, Interrupted, StateStore
 from vocflow.train import train_cell
 

@@ -147,11 +147,6 @@ def test_grid_and_threshold_file_errors(tmp_path: Path) -> None:
         T.read_thresholds(path, ["a", "b"])
 
 
-def test_missing_oof_names_the_cell(tmp_path: Path) -> None:
-    selection = {"task": "segmentation", "model": "unet", "loss": "ce",
-                 "oof": [str(tmp_path / "fold0/oof.npz")]}
-    with pytest.raises(DataError, match="segmentation/unet/ce has no OOF file"):
-        T.load_oof(selection)
 
 
 def test_write_and_read_thresholds(tmp_path: Path) -> None:

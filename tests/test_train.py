@@ -1,43 +1,208 @@
-"""Training, baseline, selection and prediction on the tiny dataset (no Snakemake)."""
+"""Training one cell: outputs and determinism, the two-phase transfer schedule, early stopping
+with best-weight restore, image-size override, AMP set-up, loader workers, progress lines."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
+from helpers import train_tiny
+from torch import nn
 
-from vocflow.baseline import baseline_cell
-from vocflow.config import TrainSettings, cell_settings, check_grid
-from vocflow.errors import ConfigError, DataError
-from vocflow.predict import load_checkpoint, predict_test, read_masks
-from vocflow.select import select_best, write_leaderboard
-from vocflow.train import train_cell
+import vocflow.train as train
+from vocflow.checkpoints import load_checkpoint
+from vocflow.data.cache import load_cache
+from vocflow.data.transforms import normalize_batch
+from vocflow.grid import TrainSettings
+from vocflow.progress import BatchProgress
 
-SETTINGS = {
-    "classification": dict(arch="cnn", loss="bce", model_params={"widths": [8, 16], "dense": 16},
-                           epochs=2, batch_size=8, lr=3e-3),
-    "segmentation": dict(arch="unet", loss="ce_dice", model_params={"base_width": 4, "levels": 2},
-                         epochs=2, batch_size=8, lr=3e-3),
-}
+BASE = dict(task="classification", model="tiny", arch="cnn", loss="bce", epochs=3,
+            batch_size=8, lr=1e-3, augment="none", model_params={"widths": [4, 8], "dense": 8})
 
 
-def run_cell(tiny_data: dict, task: str, out: Path, fold: int = 0) -> dict[str, Path]:
+class TinyTransfer(nn.Module):
+    """A 'pretrained' conv-BN backbone and a linear head, like vocflow.models.transfer."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def use_tiny_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train, "build_model", lambda task, arch, n, **kw: TinyTransfer(n))
+    monkeypatch.setattr(train, "param_groups", lambda m: (list(m.backbone.parameters()),
+                                                          list(m.head.parameters())))
+    monkeypatch.setattr(train, "backbone_modules", lambda m: [m.backbone])
+
+
+def run(tiny_data: dict, out: Path, callback: Any = None, **settings: Any) -> dict[str, Path]:
     paths = {k: out / f"{k}{ext}" for k, ext in
              (("checkpoint", ".pt"), ("metrics", ".csv"), ("oof", ".npz"))}
-    settings = TrainSettings(task=task, model=SETTINGS[task]["arch"], **SETTINGS[task]).to_dict()
-    train_cell(tiny_data["train"], tiny_data["folds"], fold, settings,
-               paths["checkpoint"], paths["metrics"], paths["oof"])
+    s = TrainSettings(**{**BASE, **settings}).to_dict()
+    train.train_cell(tiny_data["train"], tiny_data["folds"], 0, s, paths["checkpoint"],
+                     paths["metrics"], paths["oof"], callback=callback)
     return paths
+
+
+def test_two_phase_freezes_then_unfreezes(tiny_data: dict, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    use_tiny_transfer(monkeypatch)
+    seen: dict[int, dict[str, Any]] = {}
+
+    def spy(event: str, epoch: int, batch: int, model: nn.Module) -> None:
+        if event == "batch_end":  # inside the training loop, after an optimiser step
+            bn = model.backbone[1]
+            seen.setdefault(epoch, {}).update(
+                grad=[p.requires_grad for p in model.backbone.parameters()],
+                head_grad=[p.requires_grad for p in model.head.parameters()],
+                bn_training=bn.training, head_training=model.head.training,
+                conv=model.backbone[0].weight.detach().clone(),
+                running_mean=bn.running_mean.clone())
+
+    torch.manual_seed(0)  # train_cell seeds 0 + fold 0 before building: same init
+    initial = TinyTransfer(20)
+    paths = run(tiny_data, tmp_path, spy, freeze_epochs=1, lr=1e-3, lr_head=5e-2, epochs=3,
+                model_params={"pretrained": True})
+    frozen, thawed = seen[1], seen[2]
+    assert not any(frozen["grad"]) and all(frozen["head_grad"])
+    assert frozen["bn_training"] is False and frozen["head_training"] is True
+    assert torch.equal(frozen["conv"], initial.backbone[0].weight)  # nothing moved
+    assert torch.equal(frozen["running_mean"], initial.backbone[1].running_mean)
+    assert all(thawed["grad"]) and thawed["bn_training"] is True
+    assert not torch.equal(thawed["conv"], frozen["conv"])
+    assert not torch.equal(thawed["running_mean"], frozen["running_mean"])
+    metrics = pd.read_csv(paths["metrics"])
+    assert metrics["phase"].tolist() == [1, 2, 2]
+    # rebuilding the checkpoint must not need the pretrained weights again
+    meta = torch.load(paths["checkpoint"], weights_only=True)["meta"]
+    assert meta["model_params"] == {} and meta["pretrained"] is True
+    assert metrics["lr"].tolist()[:2] == pytest.approx([5e-2, 1e-3])
+
+
+def test_from_scratch_models_skip_the_frozen_phase(tiny_data: dict, tmp_path: Path) -> None:
+    paths = run(tiny_data, tmp_path, freeze_epochs=2, epochs=2)  # cnn: no backbone
+    assert pd.read_csv(paths["metrics"])["phase"].tolist() == [2, 2]
+
+
+
+
+
+
+
+
+
+
+
+
+def test_early_stopping_restores_best_weights(tiny_data: dict, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    script = iter([0.2, 0.6, 0.5, 0.4, 0.9, 0.9])  # best at epoch 2, then 2 stale epochs
+    monkeypatch.setattr(train, "split_scores",
+                        lambda *a: {"map": next(script), "f1": 0.0, "kaggle": 0.0})
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(event: str, epoch: int, batch: int, model: nn.Module) -> None:
+        if event == "epoch_end":
+            weights[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    paths = run(tiny_data, tmp_path, keep, epochs=6, patience=2, lr=3e-3)
+    metrics = pd.read_csv(paths["metrics"])
+    assert metrics["epoch"].tolist() == [1, 2, 3, 4] and metrics["is_best"].tolist() == [
+        0, 1, 0, 0]
+    best = torch.load(paths["checkpoint"], weights_only=True)
+    assert best["meta"]["epoch"] == 2
+    assert all(torch.equal(best["state_dict"][k], v) for k, v in weights[2].items())
+    assert not all(torch.equal(best["state_dict"][k], v) for k, v in weights[4].items())
+    # the OOF probabilities are those of the restored (epoch 2) weights
+    model = train.build_model("classification", "cnn", 20, widths=[4, 8], dense=8)
+    model.load_state_dict(best["state_dict"])
+    oof = np.load(paths["oof"])
+    images = torch.from_numpy(np.asarray(load_cache(tiny_data["train"]).images[oof["index"]]))
+    with torch.no_grad():
+        probs = model.eval()(normalize_batch(images)).sigmoid().numpy()
+    np.testing.assert_allclose(oof["probs"], probs, atol=1e-6)
+
+
+def test_image_size_override(tiny_data: dict, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    sides: set[int] = set()
+    build = train.build_model
+
+    def recording(*args: Any, **kw: Any) -> nn.Module:
+        model = build(*args, **kw)
+        model.register_forward_pre_hook(lambda m, inp: sides.add(inp[0].shape[-1]))
+        return model
+
+    monkeypatch.setattr(train, "build_model", recording)
+    paths = run(tiny_data, tmp_path, task="segmentation", arch="unet", loss="ce", epochs=1,
+                model_params={"base_width": 4, "levels": 2}, image_size=48, augment="full")
+    assert sides == {48}  # training (resized in the transform) and validation
+    meta = torch.load(paths["checkpoint"], weights_only=True)["meta"]
+    assert meta["input_size"] == 48 and meta["image_size"] == 32
+    assert np.load(paths["oof"])["probs"].shape[-2:] == (32, 32)  # back at the cache side
+
+
+def test_cpu_runs_are_exact_with_loader_workers(tiny_data: dict, tmp_path: Path) -> None:
+    s = TrainSettings(**{**BASE, "epochs": 2, "augment": "full"}).to_dict()
+    frames = []
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        train.train_cell(tiny_data["train"], tiny_data["folds"], 0, s, out / "c.pt",
+                         out / "m.csv", out / "o.npz", workers=workers)
+        frames.append(pd.read_csv(out / "m.csv").drop(columns="seconds"))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled")
+def test_amp_and_workers_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = TrainSettings(**BASE)
+    cpu = train.amp_for(s, torch.device("cpu"))
+    assert cpu.dtype is None and not cpu.scaler.is_enabled() and cpu.channels_last
+    off_cpu = TrainSettings(**{**BASE, "channels_last": False})
+    assert not train.amp_for(off_cpu, torch.device("cpu")).channels_last
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert train.amp_for(s, cuda).dtype == torch.bfloat16 and train.amp_for(s, cuda).channels_last
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert train.amp_for(s, cuda).dtype == torch.float16
+    off = TrainSettings(**{**BASE, "amp": False, "channels_last": False})
+    assert train.amp_for(off, cuda).dtype is None and not train.amp_for(off, cuda).channels_last
+    assert train.loader_workers(torch.device("cpu"), 8, None) == 0
+    assert train.loader_workers(cuda, 8, None) == 7 and train.loader_workers(cuda, 1, None) == 1
+    assert train.loader_workers(cuda, 8, 3) == 3
+
+
+def test_progress_is_plain_lines_without_a_terminal(caplog: pytest.LogCaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vocflow.progress.on_terminal", lambda: False)
+    caplog.set_level(logging.INFO, logger="vocflow.progress")
+    bar = BatchProgress(4, "epoch 1", interval_s=0.0)
+    assert bar.bar is None
+    for _ in range(4):
+        bar.step(8, 0.5)
+    bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("epoch 1: batch 1/4 loss 0.5000") and len(lines) == 3
+    monkeypatch.setattr("vocflow.progress.on_terminal", lambda: True)
+    tty = BatchProgress(4, "epoch 1")
+    assert tty.bar is not None and tty.bar.total == 4
+    tty.close()
 
 
 @pytest.mark.parametrize("task", ["classification", "segmentation"])
 def test_train_cell_outputs_and_determinism(tiny_data: dict, task: str, tmp_path: Path) -> None:
-    a = run_cell(tiny_data, task, tmp_path / "a")
-    b = run_cell(tiny_data, task, tmp_path / "b")
+    extra = {"loss": "ce_dice"} if task == "segmentation" else {}
+    a, b = (train_tiny(tiny_data, task, tmp_path / d, epochs=2, **extra) for d in "ab")
     metrics = pd.read_csv(a["metrics"])
     assert list(metrics["epoch"]) == [1, 2] and metrics["is_best"].sum() == 1
     assert {"train_loss", "val_loss", "task", "model", "loss", "fold"} <= set(metrics.columns)
@@ -50,59 +215,3 @@ def test_train_cell_outputs_and_determinism(tiny_data: dict, task: str, tmp_path
     assert meta["task"] == task and meta["image_size"] == 32
 
 
-@pytest.mark.parametrize("task", ["classification", "segmentation"])
-def test_baseline_cell(tiny_data: dict, task: str, tmp_path: Path) -> None:
-    baseline_cell(tiny_data["train"], tiny_data["folds"], 1, task, 0, tmp_path / "m.csv",
-                  tmp_path / "oof.npz")
-    row = pd.read_csv(tmp_path / "m.csv").iloc[0]
-    assert row["model"] == "random" and row["is_best"] == 1 and row["fold"] == 1
-
-
-def test_select_and_predict(tiny_data: dict, tmp_path: Path) -> None:
-    task = "segmentation"
-    cells = {"unet/ce_dice": {"checkpoints": [], "oof": []}}
-    metrics = []
-    for fold in (0, 1):
-        paths = run_cell(tiny_data, task, tmp_path / f"fold{fold}", fold)
-        cells["unet/ce_dice"]["checkpoints"].append(str(paths["checkpoint"]))
-        metrics.append(paths["metrics"])
-        baseline_cell(tiny_data["train"], tiny_data["folds"], fold, task, 0,
-                      tmp_path / f"r{fold}.csv", tmp_path / f"r{fold}.npz")
-        metrics.append(tmp_path / f"r{fold}.csv")
-    write_leaderboard(metrics, {task: "kaggle"}, tmp_path / "board.csv")
-    board = pd.read_csv(tmp_path / "board.csv")
-    assert set(board["model"]) == {"unet", "random"} and (board["folds"] == 2).all()
-    selected = select_best(board, task, cells)
-    assert selected["model"] == "unet" and len(selected["checkpoints"]) == 2
-    (tmp_path / "sel.yaml").write_text(yaml.safe_dump(selected))
-    predict_test(tiny_data["test"], tmp_path / "sel.yaml", tmp_path / "pred.npz", tta=True)
-    masks = read_masks(np.load(tmp_path / "pred.npz"))
-    assert len(masks) == 8 and all(m.max() <= 20 for m in masks)
-    Path(selected["checkpoints"][1]).unlink()
-    with pytest.raises(DataError, match="segmentation/unet/ce_dice has no checkpoint"):
-        predict_test(tiny_data["test"], tmp_path / "sel.yaml", tmp_path / "pred2.npz")
-
-
-def base_config() -> dict:
-    return yaml.safe_load((Path(__file__).parents[1] / "config/config.yaml").read_text())
-
-
-def test_cell_settings_resolve_variants() -> None:
-    config = base_config()
-    config["variants"]["unet_wide"] = {"arch": "unet", "base_width": 32, "lr": 3e-4}
-    s = cell_settings(config, "segmentation", "unet_wide", "ce_dice")
-    assert s["arch"] == "unet" and s["model_params"] == {"base_width": 32} and s["lr"] == 3e-4
-    assert s["loss_params"] == {"alpha": 0.5}
-    assert cell_settings(config, "classification", "cnn", "bce")["monitor"] == "map"
-
-
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c["classification"]["models"].append("resnet9000"), "unknown model 'resnet9000'"),
-    (lambda c: c["segmentation"]["losses"].append("l2"), "unknown loss 'l2'"),
-    (lambda c: c["segmentation"]["models"].append("random"), "reserved for the baseline"),
-])
-def test_check_grid_errors(edit, message: str) -> None:
-    config = base_config()
-    edit(config)
-    with pytest.raises(ConfigError, match=message):
-        check_grid(config)

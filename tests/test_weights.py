@@ -15,6 +15,7 @@ from torch import nn
 
 from vocflow.data.transforms import normalize
 from vocflow.errors import ConfigError, DataError
+from vocflow.grid import cell_weights, grid_weights
 from vocflow.models import backbone_modules, build_model, param_groups, segmentation, transfer
 from vocflow.models import weights as W
 
@@ -95,10 +96,10 @@ def test_grid_weights_lists_what_the_grid_needs() -> None:
                      "lite": {"arch": "efficientnet_lite0", "pretrained": True},
                      "dl": {"arch": "deeplabv3_resnet50", "pretrained": "coco"}},
     }
-    assert W.grid_weights(config) == sorted([
+    assert grid_weights(config) == sorted([
         "DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1", W.LITE0,
         "ResNet18_Weights.IMAGENET1K_V1"])
-    assert W.cell_weights(config, "cnn") == [] and W.cell_weights(config, "lite") == [W.LITE0]
+    assert cell_weights(config, "cnn") == [] and cell_weights(config, "lite") == [W.LITE0]
 
 
 # ----------------------------------------------------------------------------- cache path

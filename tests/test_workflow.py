@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import copy_workflow, job_counts, run_snakemake
+from helpers import copy_workflow, job_counts, merge_config, run_snakemake
 
 from vocflow.data.cache import load_cache
 from vocflow.rle import score_submission
@@ -23,31 +23,13 @@ TASKS = ("classification", "segmentation")
 ABLATION_STEPS = ["raw", "+thresholds", "+crf", "+tta", "+ensemble"]
 
 
-def tiny(config: dict) -> None:
-    config["folds"] = 2
-    config["data"]["image_size"] = 32
-    config["synthetic"].update(n_train=24, n_test=6, min_side=40, max_side=60)
-    # Two models × two losses per task: a from-scratch and a pretrained (offline Lite0) model.
-    config["classification"].update(models=MODELS["classification"],
-                                     losses=LOSSES["classification"])
-    config["segmentation"].update(models=MODELS["segmentation"], losses=LOSSES["segmentation"])
-    config["variants"]["unet"].update(base_width=4, levels=2)
-    config["variants"]["cnn"].update(widths=[8, 16], dense=16)
-    for task in ("classification", "segmentation"):
-        config[task]["train"].update(epochs=1, batch_size=8)
-    config["post"]["crf"]["sample"] = 4
-    config["attacks"].update(methods=["fgsm", "pgd", "generator"], epsilons=[2, 8], n_images=4)
-    config["attacks"]["generator"].update(train_images=8, steps=3)
-    config["report"]["rulegraph"] = False
-
-
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return run_snakemake(workdir, "--profile", "profiles/local", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("wf"), tiny)
+    workdir = copy_workflow(tmp_path_factory.mktemp("wf"), "config")
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
@@ -125,10 +107,7 @@ def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
 def test_adding_a_model_reruns_only_new_cells(finished_run: Path, tmp_path: Path) -> None:
     config_path = finished_run / "config/config.yaml"
     original = config_path.read_text()
-    config = yaml.safe_load(original)
-    config["segmentation"]["models"].append("unet_b")
-    config["variants"]["unet_b"] = {"arch": "unet", "base_width": 4, "levels": 1}
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    merge_config(finished_run, "more_cells")
     try:
         out = snakemake(finished_run, "-n", "--quiet", "rules")
         assert out.returncode == 0, out.stderr
@@ -148,18 +127,7 @@ def test_lint_is_clean(tmp_path: Path) -> None:
 
 
 def test_large_grid_dry_run(tmp_path: Path) -> None:
-    def grid(config: dict) -> None:
-        config["folds"] = 5
-        for task, base in (("classification", "cnn"), ("segmentation", "unet")):
-            names = [f"{base}_v{i}" for i in range(5)]
-            for i, name in enumerate(names):
-                config["variants"][name] = {"arch": base, "dropout": 0.1 * i}
-            config[task]["models"] = names
-        config["classification"]["losses"] = ["bce", "focal", "asl", "bce_ls"]
-        config["segmentation"]["losses"] = ["ce", "dice", "ce_dice", "lovasz"]
-        config["loss_params"]["bce_ls"] = {"loss": "bce"}
-
-    workdir = copy_workflow(tmp_path, grid)
+    workdir = copy_workflow(tmp_path, "large_grid")
     start = time.perf_counter()
     result = snakemake(workdir, "-n", "--quiet", "rules")
     seconds = time.perf_counter() - start
@@ -171,7 +139,7 @@ def test_large_grid_dry_run(tmp_path: Path) -> None:
 
 
 def test_bad_config_fails_before_any_job(tmp_path: Path) -> None:
-    workdir = copy_workflow(tmp_path, lambda c: c["data"].update(image_sise=32))
+    workdir = copy_workflow(tmp_path, "misspelled_key")
     result = snakemake(workdir, "-n")
     assert result.returncode != 0
     assert "image_sise" in result.stdout + result.stderr

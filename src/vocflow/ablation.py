@@ -8,7 +8,7 @@ measured on OOF: each OOF image has exactly one out-of-fold model, and averaging
 models would include models trained on that image. It is measured on the labelled test split
 instead (when labels exist), beside the single fold models on the same images.
 
-Shards split the OOF images round-robin (``vocflow.crf.shard_positions``); each writes its
+Shards split the OOF images round-robin (``vocflow.postprocess.shard_positions``); each writes its
 tallies (summable counts and per-image Dice) and the final pipeline's submission rows, and
 ``write_ablation`` gathers them.
 """
@@ -16,8 +16,7 @@ tallies (summable counts and per-image Dice) and the final pipeline's submission
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,103 +25,19 @@ import pandas as pd
 import yaml
 
 from vocflow import metrics
-from vocflow.config import TASKS
-from vocflow.crf import read_crf, segment, shard_positions
+from vocflow.artifacts import TASKS, Selection, dequantize, load_npz
+from vocflow.atomic import save_npz, write_csv
+from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
-from vocflow.io import save_npz, write_csv
-from vocflow.registry import Registry
-from vocflow.rle import COLUMNS, rle_encode
-from vocflow.thresholds import (
-    apply_classification,
-    class_names_for,
-    dequantize,
-    load_oof,
-    read_selection_yaml,
-    read_thresholds,
-)
+from vocflow.postprocess import Pipeline, Tally, post_image, segment, shard_positions
+from vocflow.rle import COLUMNS, rle_encode, write_submission
+from vocflow.runtime import set_threads
+from vocflow.thresholds import apply_classification
 
 log = logging.getLogger(__name__)
 STEPS = ("raw", "+thresholds", "+crf", "+tta", "+ensemble")
 OOF_STEPS = STEPS[:4]
 ABLATION_COLUMNS = ["task", "step", "kaggle", "miou", "dice", "f1", "eval_set", "images", "notes"]
-
-# How the final classification labels use the segmentation mask (post.reconcile).
-Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels, present) -> labels
-RECONCILE: Registry[Combine] = Registry("reconcile mode (post.reconcile)")
-for _name, _combine in {"none": lambda labels, present: labels, "union": np.bitwise_or,
-                        "intersection": np.bitwise_and,
-                        "mask": lambda labels, present: present}.items():
-    RECONCILE.register(_name)(lambda combine=_combine: combine)
-
-
-def reconcile(mode: str, labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) 0/1 labels combined with the classes present in ``mask`` (labels 1..C)."""
-    present = np.zeros(num_classes, np.uint8)
-    found = np.unique(mask)
-    found = found[(found >= 1) & (found <= num_classes)].astype(np.int64)
-    present[found - 1] = 1
-    return RECONCILE.build(mode)(np.asarray(labels, np.uint8), present).astype(np.uint8)
-
-
-@dataclass
-class Tally:
-    """Scores accumulated image by image; shards' tallies add up (``merge``).
-
-    cls_dice / seg_dice: Kaggle Dice of each classification / segmentation row; cm (C+1, C+1)
-    pixel confusion with void ignored; tp/fp/fn (C,) multilabel counts.
-    """
-
-    num_classes: int
-    cls_dice: list[float] = field(default_factory=list)
-    seg_dice: list[float] = field(default_factory=list)
-    cm: np.ndarray | None = None
-    tp: np.ndarray | None = None
-    fp: np.ndarray | None = None
-    fn: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        c = self.num_classes
-        self.cm = np.zeros((c + 1, c + 1), np.int64) if self.cm is None else self.cm
-        for name in ("tp", "fp", "fn"):
-            if getattr(self, name) is None:
-                setattr(self, name, np.zeros(c, np.int64))
-
-    def add_labels(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        self.cls_dice.append(metrics.kaggle_classification_dice(pred, truth))
-        counts = metrics.multilabel_counts(np.asarray(pred)[None], np.asarray(truth)[None])
-        self.tp, self.fp, self.fn = self.tp + counts.tp, self.fp + counts.fp, self.fn + counts.fn
-
-    def add_mask(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        self.seg_dice.append(metrics.kaggle_segmentation_dice(pred, truth, self.num_classes))
-        self.cm += metrics.confusion_matrix(pred, truth, self.num_classes + 1)
-
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}{k}": np.asarray(getattr(self, k)) for k in
-                ("cls_dice", "seg_dice", "cm", "tp", "fp", "fn")}
-
-    @classmethod
-    def merge(cls, parts: Sequence[Mapping[str, np.ndarray]], prefix: str,
-              num_classes: int) -> Tally:
-        total = cls(num_classes)
-        for part in parts:
-            total.cls_dice += part[f"{prefix}cls_dice"].tolist()
-            total.seg_dice += part[f"{prefix}seg_dice"].tolist()
-            for name in ("cm", "tp", "fp", "fn"):
-                setattr(total, name, getattr(total, name) + part[f"{prefix}{name}"])
-        return total
-
-    def scores(self, task: str) -> dict[str, float]:
-        """kaggle (the task's rows), miou/dice (segmentation), f1 (classification macro)."""
-        nan = float("nan")
-        if task == "classification":
-            return {"kaggle": _mean(self.cls_dice), "miou": nan, "dice": nan,
-                    "f1": float(metrics.macro_f1(self.tp, self.fp, self.fn))}
-        return {"kaggle": _mean(self.seg_dice), "miou": float(metrics.mean_iou(self.cm)),
-                "dice": float(np.nanmean(metrics.dice_from_confusion(self.cm)[1:])), "f1": nan}
-
-
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
 
 
 # --------------------------------------------------------------------------- OOF inputs
@@ -130,9 +45,8 @@ def _mean(values: Sequence[float]) -> float:
 
 def aligned_oof(selection_yaml: str | Path, tta_npz: str | Path) -> dict[str, Any]:
     """The selected cell's OOF and its TTA re-prediction, both sorted by train-cache row."""
-    oof = load_oof(read_selection_yaml(selection_yaml))
-    with np.load(tta_npz, allow_pickle=False) as npz:
-        tta = {k: npz[k] for k in ("index", "probs", "scale")}
+    oof = Selection.read(selection_yaml).load_oof()
+    tta = load_npz(tta_npz)
     order, tta_order = np.argsort(oof["index"]), np.argsort(tta["index"])
     if not np.array_equal(oof["index"][order], tta["index"][tta_order]):
         raise DataError(f"{tta_npz} covers other images than the OOF of {selection_yaml}; "
@@ -153,36 +67,22 @@ def common_rows(oofs: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
 # --------------------------------------------------------------------------- shard
 
 
-@dataclass
-class Pipeline:
-    """Everything one OOF image's steps need besides its arrays."""
-
-    cls_thresholds: np.ndarray
-    seg_thresholds: np.ndarray
-    crf_keep: bool
-    crf_params: Any
-    reconcile: str
-    use_tta: bool
-    num_classes: int
-
-
-def image_steps(pipe: Pipeline, cls: Mapping[str, Any], seg: Mapping[str, Any], pos: int,
-                image: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(labels (C,), mask (H, W)) of one OOF image after each OOF step, plus 'final'."""
+def image_steps(pipe: Pipeline, use_tta: bool, cls: Mapping[str, Any], seg: Mapping[str, Any],
+                pos: int, image: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(labels (C,), mask (H, W)) of one OOF image after each OOF step, plus 'final' (the
+    submission's pipeline, vocflow.postprocess.post_image, on the view the submission uses)."""
     p = dequantize(cls["probs"][pos], cls["scale"])
     p_tta = dequantize(cls["tta"][pos], cls["tta_scale"])
     thr = apply_classification(p, pipe.cls_thresholds)
-    tta = apply_classification(p_tta, pipe.cls_thresholds)
     q, scale, t = seg["probs"][pos], seg["scale"], pipe.seg_thresholds
     thr_mask = segment(image, q, scale, t, None)
     crf_mask = segment(image, q, scale, t, pipe.crf_params) if pipe.crf_params else thr_mask
-    kept = pipe.crf_params if pipe.crf_keep else None
-    tta_mask = segment(image, seg["tta"][pos], seg["tta_scale"], t, kept)
-    final_mask = tta_mask if pipe.use_tta else (crf_mask if pipe.crf_keep else thr_mask)
-    final = reconcile(pipe.reconcile, tta if pipe.use_tta else thr, final_mask, pipe.num_classes)
+    tta = post_image(pipe, p_tta, seg["tta"][pos], seg["tta_scale"], image)
+    # Without TTA the final pipeline runs on the plain view (one more CRF pass when CRF is kept).
+    final = tta if use_tta else post_image(pipe, p, q, scale, image)
     return {"raw": ((p >= 0.5).astype(np.uint8), segment(image, q, scale, None, None)),
-            "+thresholds": (thr, thr_mask), "+crf": (thr, crf_mask), "+tta": (tta, tta_mask),
-            "final": (final, final_mask)}
+            "+thresholds": (thr, thr_mask), "+crf": (thr, crf_mask),
+            "+tta": (tta.labels, tta.mask), "final": (final.final, final.mask)}
 
 
 def ablation_shard(train_cache_dir: str | Path, selections: Mapping[str, str | Path],
@@ -190,39 +90,29 @@ def ablation_shard(train_cache_dir: str | Path, selections: Mapping[str, str | P
                    crf_yaml: str | Path, reconcile_mode: str, use_tta: bool, shards: int,
                    shard: int, out_npz: str | Path, threads: int = 1) -> None:
     """Score the OOF steps on this shard's images; keep the final pipeline's submission rows."""
-    import torch
-
-    from vocflow.data.cache import load_cache  # local: keeps cv2 out of light imports
-
-    torch.set_num_threads(max(1, threads))  # shards share the node: no oversubscription
-
+    set_threads(threads)  # shards share the node: no oversubscription
     cache = load_cache(train_cache_dir)
     oofs = {t: aligned_oof(selections[t], tta_npzs[t]) for t in TASKS}
     rows = common_rows(oofs)
-    keep, params = read_crf(crf_yaml)
+    pipe = Pipeline.read(cache.class_names, thresholds, crf_yaml, reconcile_mode)
     c = len(cache.class_names)
-    pipe = Pipeline(read_thresholds(thresholds["classification"], cache.class_names),
-                    read_thresholds(thresholds["segmentation"],
-                                    class_names_for("segmentation", cache.class_names)),
-                    keep, params, reconcile_mode, use_tta, c)
-    RECONCILE.build(reconcile_mode)  # fail on an unknown mode before any CRF runs
     tallies = {step: Tally(c) for step in OOF_STEPS}
+    positions = shard_positions(len(rows), shards, shard)
     ids, cls_rle, seg_rle = [], [], []
-    for pos in shard_positions(len(rows), shards, shard):
+    for pos in positions.tolist():
         i = int(rows[pos])
-        steps = image_steps(pipe, oofs["classification"], oofs["segmentation"], int(pos),
+        steps = image_steps(pipe, use_tta, oofs["classification"], oofs["segmentation"], pos,
                             cache.original_image(i))
         for step in OOF_STEPS:
-            tallies[step].add_labels(steps[step][0], cache.labels[i])
-            tallies[step].add_mask(steps[step][1], cache.original_mask(i))
+            tallies[step].add(*steps[step], cache.labels[i], cache.original_mask(i))
         labels, mask = steps["final"]
         ids.append(cache.ids[i])
         cls_rle.append(rle_encode(labels))
         seg_rle.append(rle_encode(metrics.segmentation_stack(mask, c)))
     arrays = {k: v for j, t in enumerate(tallies.values()) for k, v in t.arrays(f"s{j}_").items()}
-    save_npz(out_npz, rows=rows[shard_positions(len(rows), shards, shard)],
-             ids=np.asarray(ids, dtype=str), cls_rle=np.asarray(cls_rle, dtype=str),
-             seg_rle=np.asarray(seg_rle, dtype=str), **arrays)
+    save_npz(out_npz, rows=rows[positions], ids=np.asarray(ids, dtype=str),
+             cls_rle=np.asarray(cls_rle, dtype=str), seg_rle=np.asarray(seg_rle, dtype=str),
+             **arrays)
     log.info("ablation shard %d/%d: %d OOF images", shard, shards, len(ids))
 
 
@@ -293,13 +183,7 @@ def write_ablation(shard_npzs: Sequence[str | Path], train_cache_dir: str | Path
                    crf_yaml: str | Path, test_yaml: str | Path, use_tta: bool,
                    out_csv: str | Path, oof_submission_csv: str | Path) -> None:
     """Gather the shards into results/ablation.csv and the OOF submission (for oof_score)."""
-    from vocflow.data.cache import load_cache
-    from vocflow.rle import write_submission
-
-    parts = []
-    for path in shard_npzs:
-        with np.load(path, allow_pickle=False) as npz:
-            parts.append({k: npz[k] for k in npz.files})
+    parts = [load_npz(path) for path in shard_npzs]
     crf = yaml.safe_load(Path(crf_yaml).read_text()) or {}
     test = yaml.safe_load(Path(test_yaml).read_text()) or {}
     num_classes = len(load_cache(train_cache_dir).class_names)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vocflow.config import BASELINE_LOSS, BASELINE_MODEL, TrainSettings
+from vocflow.artifacts import BASELINE_LOSS, BASELINE_MODEL, PROB_SCALE, write_metrics, write_oof
 from vocflow.data.cache import Cache, load_cache
-from vocflow.data.folds import read_folds
-from vocflow.train import PROB_SCALE, score, split_indices, write_metrics, write_oof
+from vocflow.data.folds import fold_split
+from vocflow.evaluation import split_scores
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,7 @@ def label_rates(cache: Cache, idx: np.ndarray) -> np.ndarray:
 
 def pixel_rates(cache: Cache, idx: np.ndarray) -> np.ndarray:
     """(K,) fraction of non-void pixels of images ``idx`` per class, background included."""
-    k = len(cache.class_names) + 1
-    counts = np.zeros(k, dtype=np.int64)
-    for i in idx:  # one image at a time: the masks are memory-mapped
-        values = np.bincount(np.asarray(cache.masks[i]).ravel(), minlength=256)
-        counts += values[:k]
+    counts = cache.class_pixel_counts(idx)
     return counts / max(counts.sum(), 1)
 
 
@@ -48,9 +44,9 @@ def baseline_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, task:
                   metrics_path: str | Path, oof_path: str | Path) -> None:
     """Score the random baseline on validation fold ``fold`` and write its metrics and OOF."""
     cache = load_cache(cache_dir)
-    train_idx, val_idx = split_indices(read_folds(folds_csv, cache.ids), fold, cache_dir)
+    train_idx, val_idx = fold_split(folds_csv, cache.ids, fold)
     rng = np.random.default_rng(seed + fold)
-    size = cache.images.shape[1]
+    size = cache.image_size
     if task == "classification":
         preds = np.stack(draw(task, cache, train_idx, [()] * len(val_idx), rng))
         probs = np.tile(label_rates(cache, train_idx).astype(np.float32), (len(val_idx), 1))
@@ -59,14 +55,13 @@ def baseline_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, task:
         rates = np.round(pixel_rates(cache, train_idx) * PROB_SCALE).astype(np.uint8)
         probs = np.broadcast_to(rates[None, :, None, None],
                                 (len(val_idx), len(rates), size, size)).copy()
-    scores = score(task, cache, val_idx, probs, preds)
+    scores = split_scores(task, cache, val_idx, probs, preds)
     log.info("random baseline %s fold %d: %s", task, fold, scores)
     row = {"epoch": 0, "train_loss": np.nan, "val_loss": np.nan,
            **{f"val_{k}": v for k, v in scores.items()}, "lr": np.nan, "seconds": 0.0}
-    settings = TrainSettings(task=task, model=BASELINE_MODEL, arch=BASELINE_MODEL,
-                             loss=BASELINE_LOSS)
-    write_metrics(metrics_path, [row], settings, fold, next(iter(scores)))
-    write_oof(oof_path, cache, val_idx, probs)
+    cell = {"task": task, "model": BASELINE_MODEL, "loss": BASELINE_LOSS}
+    write_metrics(metrics_path, [row], cell, fold, next(iter(scores)))
+    write_oof(oof_path, [cache.ids[i] for i in val_idx], val_idx, probs)
 
 
 def random_test_predictions(train_cache: Cache, test_cache: Cache,

@@ -15,9 +15,14 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
 
 from vocflow.errors import VocflowError
 
+# Each command imports the modules it runs when it runs: most pull in torch (~1.5 s), which a
+# command like `vocflow submit` must not pay for.
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +53,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_sample_variants(args: argparse.Namespace) -> None:
     """Random search: sample variants from the config's search_space into a config fragment."""
-    from vocflow.models.search import write_search
+    from vocflow.random_search import write_search
 
     fragment = write_search(args.config, args.out, seed=args.seed, n=args.n,
                             spaces=args.space or None)
@@ -57,9 +62,8 @@ def cmd_sample_variants(args: argparse.Namespace) -> None:
 
 def cmd_fetch_weights(args: argparse.Namespace) -> None:
     """Download the pretrained weights of the config's grid (or KEYs) into the torch hub cache."""
-    import yaml
-
-    from vocflow.models.weights import fetch, grid_weights
+    from vocflow.grid import grid_weights
+    from vocflow.models.weights import fetch
 
     if not args.keys:
         with open(args.config) as fh:
@@ -70,9 +74,7 @@ def cmd_fetch_weights(args: argparse.Namespace) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> None:
     """Submit the Snakemake driver as a SLURM job; print its job id and log path."""
-    from pathlib import Path
-
-    from vocflow.submit import profile_settings, submit_driver
+    from vocflow.cluster import profile_settings, submit_driver
 
     profile = Path(args.workdir) / args.profile
     settings = profile_settings(profile, partition=args.partition, account=args.account,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from vocflow import metrics
+from vocflow.data.cache import Cache
 
 # The metric each task reports, in the column order of metrics.csv and the leaderboard.
 TASK_METRICS = {
@@ -29,10 +30,6 @@ def classification_scores(probs: np.ndarray, labels: np.ndarray,
     }
 
 
-def segmentation_confusion(preds: np.ndarray, masks: np.ndarray, num_classes: int) -> np.ndarray:
-    return metrics.confusion_matrix(preds, masks, num_classes)
-
-
 def segmentation_scores(preds: np.ndarray, masks: np.ndarray, num_classes: int) -> dict[str, float]:
     """preds (N, H, W) in 0..K-1; masks (N, H, W) in 0..K-1 or 255; K includes background.
 
@@ -47,3 +44,11 @@ def segmentation_scores(preds: np.ndarray, masks: np.ndarray, num_classes: int) 
         "dice": float(np.nanmean(metrics.dice_from_confusion(cm)[1:])),
         "kaggle": float(np.mean(per_image)),
     }
+
+
+def split_scores(task: str, cache: Cache, idx: np.ndarray, probs: np.ndarray,
+                 preds: np.ndarray) -> dict[str, float]:
+    """The task's scores of predictions for the cache rows ``idx`` (at the cache size)."""
+    if task == "classification":
+        return classification_scores(probs, cache.labels[idx], preds)
+    return segmentation_scores(preds, np.asarray(cache.masks[idx]), len(cache.class_names) + 1)

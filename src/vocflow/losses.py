@@ -10,19 +10,25 @@ Segmentation losses built by ``build_loss`` also accept a model's train-mode out
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vocflow.artifacts import VOID
 from vocflow.errors import ConfigError, DataError
 from vocflow.registry import Registry
 
-VOID = 255
 CLASSIFICATION_LOSSES: Registry[nn.Module] = Registry("classification loss")
 SEGMENTATION_LOSSES: Registry[nn.Module] = Registry("segmentation loss")
+LossFn = Callable[..., torch.Tensor]  # (logits, target, *, params) -> scalar
+
+
+def registry_for(task: str) -> Registry[nn.Module]:
+    return CLASSIFICATION_LOSSES if task == "classification" else SEGMENTATION_LOSSES
 
 
 def build_loss(task: str, name: str, class_counts: Sequence | np.ndarray | None = None,
@@ -34,7 +40,7 @@ def build_loss(task: str, name: str, class_counts: Sequence | np.ndarray | None 
     them (``wce``) and ignored by the others. Segmentation: ``aux_weight`` (default 0.5,
     torchvision's reference recipe) weights the auxiliary head's loss.
     """
-    registry = CLASSIFICATION_LOSSES if task == "classification" else SEGMENTATION_LOSSES
+    registry = registry_for(task)
     builder = registry.get(name)
     aux_weight = float(params.pop("aux_weight", 0.5)) if task != "classification" else None
     if "class_counts" in inspect.signature(builder).parameters:
@@ -111,20 +117,45 @@ def class_weights(counts: Sequence | np.ndarray, method: str = "median",
     return torch.as_tensor(w / (f * w).sum(), dtype=torch.float32)
 
 
-@CLASSIFICATION_LOSSES.register("bce")
-class BCELoss(nn.Module):
+class Loss(nn.Module):
+    """A loss function ``fn(logits, target, **params)`` with its config parameters bound."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], **params: Any) -> None:
+        super().__init__()
+        self.fn, self.params = fn, params
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.fn(logits, target, **self.params)
+
+    def extra_repr(self) -> str:
+        return f"{self.fn.__name__}, {self.params}"
+
+
+def loss(registry: Registry[nn.Module], name: str) -> Callable[[LossFn], LossFn]:
+    """Register ``fn(logits, target, *, param=default, ...)`` as loss ``name``: its builder
+    takes exactly the keyword parameters, so a misspelled one is refused by name."""
+    def add(fn: LossFn) -> LossFn:
+        params = list(inspect.signature(fn).parameters.values())[2:]
+
+        def build(**kwargs: Any) -> Loss:
+            return Loss(fn, **inspect.signature(build).bind(**kwargs).arguments)
+
+        build.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        registry.register(name)(build)
+        return fn
+    return add
+
+
+@loss(CLASSIFICATION_LOSSES, "bce")
+def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy on logits, averaged over images and classes."""
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target.float())
+    return F.binary_cross_entropy_with_logits(logits, target.float())
 
 
-@SEGMENTATION_LOSSES.register("ce")
-class CELoss(nn.Module):
+@loss(SEGMENTATION_LOSSES, "ce")
+def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Pixel cross-entropy averaged over non-void pixels."""
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, target, ignore_index=VOID)
+    return F.cross_entropy(logits, target, ignore_index=VOID)
 
 
 @SEGMENTATION_LOSSES.register("wce")
@@ -167,81 +198,57 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
     return 1.0 - ((2.0 * inter + smooth) / (denom + smooth)).mean()
 
 
-@SEGMENTATION_LOSSES.register("dice")
-class DiceLoss(nn.Module):
-    def __init__(self, smooth: float = 1.0) -> None:
-        super().__init__()
-        self.smooth = smooth
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_dice_loss(logits, target, self.smooth)
+@loss(SEGMENTATION_LOSSES, "dice")
+def dice(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice (``soft_dice_loss``)."""
+    return soft_dice_loss(logits, target, smooth)
 
 
-@SEGMENTATION_LOSSES.register("ce_dice")
-class CEDiceLoss(nn.Module):
+@loss(SEGMENTATION_LOSSES, "ce_dice")
+def ce_dice(logits: torch.Tensor, target: torch.Tensor, *, alpha: float = 0.5,
+            smooth: float = 1.0) -> torch.Tensor:
     """alpha · CE + (1 - alpha) · soft Dice."""
-
-    def __init__(self, alpha: float = 0.5, smooth: float = 1.0) -> None:
-        super().__init__()
-        self.alpha, self.smooth = alpha, smooth
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ce = F.cross_entropy(logits, target, ignore_index=VOID)
-        return self.alpha * ce + (1 - self.alpha) * soft_dice_loss(logits, target, self.smooth)
+    ce_term = F.cross_entropy(logits, target, ignore_index=VOID)
+    return alpha * ce_term + (1 - alpha) * soft_dice_loss(logits, target, smooth)
 
 
-@CLASSIFICATION_LOSSES.register("focal")
-class SigmoidFocalLoss(nn.Module):
-    """Focal loss (Lin et al., 2017) per label: -α_t (1 - p_t)^γ log p_t, mean over labels."""
-
-    def __init__(self, gamma: float = 2.0, alpha: float = 0.25) -> None:
-        super().__init__()
-        self.gamma, self.alpha = gamma, alpha
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.float()
-        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        p_t = torch.exp(-ce)
-        alpha_t = self.alpha * target + (1 - self.alpha) * (1 - target) if self.alpha >= 0 else 1
-        return (alpha_t * (1 - p_t) ** self.gamma * ce).mean()
+@loss(CLASSIFICATION_LOSSES, "focal")
+def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0,
+                  alpha: float = 0.25) -> torch.Tensor:
+    """Focal loss (Lin et al., 2017) per label: -α_t (1 - p_t)^γ log p_t, mean over labels;
+    alpha < 0 turns the α weighting off."""
+    target = target.float()
+    bce_term = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = torch.exp(-bce_term)
+    alpha_t = alpha * target + (1 - alpha) * (1 - target) if alpha >= 0 else 1
+    return (alpha_t * (1 - p_t) ** gamma * bce_term).mean()
 
 
-@CLASSIFICATION_LOSSES.register("asl")
-class AsymmetricLoss(nn.Module):
+@loss(CLASSIFICATION_LOSSES, "asl")
+def asymmetric(logits: torch.Tensor, target: torch.Tensor, *, gamma_pos: float = 0.0,
+               gamma_neg: float = 4.0, clip: float = 0.05, eps: float = 1e-8) -> torch.Tensor:
     """Asymmetric loss (Ridnik et al., 2021) for multi-label data with many easy negatives.
 
     Positives: -(1 - p)^γ+ log p; negatives with shifted p_m = max(p - m, 0): -p_m^γ- log(1 - p_m).
     Summed over labels, averaged over images (the paper's reduction, divided by C here so its
     scale matches BCE's learning rates).
     """
-
-    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
-                 eps: float = 1e-8) -> None:
-        super().__init__()
-        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.float()
-        p = logits.sigmoid()
-        p_neg = (p - self.clip).clamp(min=0) if self.clip > 0 else p
-        pos = target * (1 - p) ** self.gamma_pos * torch.log(p.clamp(min=self.eps))
-        neg = (1 - target) * p_neg**self.gamma_neg * torch.log((1 - p_neg).clamp(min=self.eps))
-        return -(pos + neg).mean()
+    target = target.float()
+    p = logits.sigmoid()
+    p_neg = (p - clip).clamp(min=0) if clip > 0 else p
+    pos = target * (1 - p) ** gamma_pos * torch.log(p.clamp(min=eps))
+    neg = (1 - target) * p_neg**gamma_neg * torch.log((1 - p_neg).clamp(min=eps))
+    return -(pos + neg).mean()
 
 
-@SEGMENTATION_LOSSES.register("focal")
-class SoftmaxFocalLoss(nn.Module):
+@loss(SEGMENTATION_LOSSES, "focal")
+def softmax_focal(logits: torch.Tensor, target: torch.Tensor, *,
+                  gamma: float = 2.0) -> torch.Tensor:
     """Multi-class focal loss over non-void pixels: -(1 - p_t)^γ log p_t."""
-
-    def __init__(self, gamma: float = 2.0) -> None:
-        super().__init__()
-        self.gamma = gamma
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        valid = target != VOID
-        ce = F.cross_entropy(logits, target, ignore_index=VOID, reduction="none")  # (N, H, W)
-        focal = (1 - torch.exp(-ce)) ** self.gamma * ce
-        return focal[valid].sum() / valid.sum().clamp(min=1)
+    valid = target != VOID
+    ce_term = F.cross_entropy(logits, target, ignore_index=VOID, reduction="none")  # (N, H, W)
+    focal = (1 - torch.exp(-ce_term)) ** gamma * ce_term
+    return focal[valid].sum() / valid.sum().clamp(min=1)
 
 
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -255,23 +262,21 @@ def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     return jaccard
 
 
-@SEGMENTATION_LOSSES.register("lovasz")
-class LovaszSoftmaxLoss(nn.Module):
+@loss(SEGMENTATION_LOSSES, "lovasz")
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Lovász-softmax (Berman et al., 2018) over the batch's non-void pixels, averaged over the
     classes present in the batch's truth."""
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        num_classes = logits.shape[1]
-        probs = logits.softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, num_classes)  # (P, K)
-        labels = target.reshape(-1)
-        valid = labels != VOID
-        probs, labels = probs[valid], labels[valid]
-        losses = []
-        for c in range(num_classes):
-            fg = (labels == c).to(probs.dtype)
-            if fg.sum() == 0:
-                continue
-            errors = (fg - probs[:, c]).abs()
-            errors_sorted, perm = torch.sort(errors, descending=True)
-            losses.append(torch.dot(errors_sorted, lovasz_grad(fg[perm])))
-        return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+    num_classes = logits.shape[1]
+    probs = logits.softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, num_classes)  # (P, K)
+    labels = target.reshape(-1)
+    valid = labels != VOID
+    probs, labels = probs[valid], labels[valid]
+    losses = []
+    for c in range(num_classes):
+        fg = (labels == c).to(probs.dtype)
+        if fg.sum() == 0:
+            continue
+        errors = (fg - probs[:, c]).abs()
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        losses.append(torch.dot(errors_sorted, lovasz_grad(fg[perm])))
+    return torch.stack(losses).mean() if losses else logits.sum() * 0.0

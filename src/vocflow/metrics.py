@@ -14,18 +14,17 @@ Conventions:
 * The Kaggle metric is the exception: its per-row Dice of two empty sets is 1.0, as the
   competition defines it.
 
-This module is pure numpy and imports nothing else from vocflow.
+This module is pure numpy; from vocflow it takes only the VOID label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-VOID = 255
-
+from vocflow.artifacts import VOID
 
 # --------------------------------------------------------------------------------------------
 # Segmentation: confusion matrix and scores derived from it
@@ -260,37 +259,3 @@ def kaggle_classification_dice(pred_labels: np.ndarray, true_labels: np.ndarray)
     if pred_labels.ndim != 1:
         raise ValueError(f"labels must be (C,), got shape {pred_labels.shape}")
     return dice_coefficient(pred_labels, true_labels)
-
-
-def kaggle_row_scores(
-    pred_labels: np.ndarray,
-    true_labels: np.ndarray,
-    pred_masks: Sequence[np.ndarray],
-    true_masks: Sequence[np.ndarray],
-    num_classes: int,
-) -> np.ndarray:
-    """Per-row Kaggle Dice in submission order, (2N,): image i's classification row at 2i,
-    its segmentation row at 2i + 1.
-
-    pred_labels, true_labels: (N, C) 0/1; pred_masks, true_masks: N masks (H_i, W_i).
-    """
-    n = len(true_masks)
-    if np.shape(pred_labels) != np.shape(true_labels) or len(pred_masks) != n:
-        raise ValueError("pred/true labels must have equal shapes and masks equal counts")
-    if np.shape(true_labels) != (n, num_classes):
-        raise ValueError(
-            f"labels must be (N, C) = ({n}, {num_classes}), got {np.shape(true_labels)}"
-        )
-    rows = np.empty(2 * n, dtype=np.float64)
-    for i in range(n):
-        rows[2 * i] = kaggle_classification_dice(pred_labels[i], true_labels[i])
-        rows[2 * i + 1] = kaggle_segmentation_dice(pred_masks[i], true_masks[i], num_classes)
-    return rows
-
-
-def kaggle_score(rows: np.ndarray) -> float:
-    """The competition score: the plain mean of the per-row Dice values, rows (R,)."""
-    rows = np.asarray(rows, dtype=np.float64)
-    if rows.size == 0:
-        raise ValueError("no rows to score")
-    return float(rows.mean())

@@ -26,7 +26,7 @@ from torch.optim.lr_scheduler import (
     ReduceLROnPlateau,
 )
 
-from vocflow.config import TrainSettings
+from vocflow.grid import TrainSettings
 from vocflow.registry import Registry
 
 OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vocflow.io import torch_save
+from vocflow.atomic import torch_save
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"

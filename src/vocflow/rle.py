@@ -10,7 +10,7 @@ single spaces; an all-zero array encodes as the empty string. The score is the m
 of the Dice between decoded prediction and truth (``vocflow.metrics.dice_coefficient``).
 
 Depends only on numpy/pandas plus ``vocflow.metrics`` (the pure metric definitions),
-``vocflow.errors`` and ``vocflow.io``.
+``vocflow.errors`` and ``vocflow.atomic``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from vocflow.atomic import write_csv
 from vocflow.errors import DataError
-from vocflow.io import write_csv
 from vocflow.metrics import dice_coefficient, segmentation_stack
 
 COLUMNS = ["Id", "Predicted"]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vocflow.artifacts import read_masks
+from vocflow.atomic import write_yaml
 from vocflow.baseline import random_test_predictions
 from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
-from vocflow.io import write_yaml
-from vocflow.predict import read_masks
 from vocflow.rle import score_submission, submission_rows, write_submission
 
 log = logging.getLogger(__name__)

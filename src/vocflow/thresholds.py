@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -30,12 +29,13 @@ import pandas as pd
 import yaml
 
 from vocflow import metrics
+from vocflow.artifacts import Selection, class_names_for, dequantize
+from vocflow.atomic import write_csv, write_yaml
+from vocflow.data.cache import load_cache
 from vocflow.errors import ConfigError, DataError
-from vocflow.io import write_csv, write_yaml
 from vocflow.registry import Registry
 
 log = logging.getLogger(__name__)
-BACKGROUND = "background"
 
 
 def make_grid(start: float, stop: float, steps: int) -> np.ndarray:
@@ -44,11 +44,6 @@ def make_grid(start: float, stop: float, steps: int) -> np.ndarray:
         raise ConfigError(f"threshold grid [{start}, {stop}] x {steps} must lie in [0, 1] with "
                           "steps >= 1; fix post.thresholds in config/config.yaml")
     return np.linspace(start, stop, steps, dtype=np.float64)
-
-
-def dequantize(probs: np.ndarray, scale: float) -> np.ndarray:
-    """Stored probabilities -> float32 (p = q / scale); the one conversion every path uses."""
-    return (np.asarray(probs).astype(np.float32) / np.float32(scale)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- counting
@@ -234,39 +229,6 @@ def apply_segmentation(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- OOF and files
 
 
-def load_oof(selection: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Concatenate the selected cell's OOF files, in fold order.
-
-    ids, fold (position in ``oof``), index (train-cache rows), probs, scale.
-    """
-    cell = f"{selection['task']}/{selection['model']}/{selection['loss']}"
-    parts = []
-    for path in selection["oof"]:
-        if not Path(path).is_file():
-            raise DataError(f"selected cell {cell} has no OOF file {path}; re-run its training "
-                            "(snakemake --forcerun on that file)")
-        with np.load(path, allow_pickle=False) as npz:
-            parts.append({k: npz[k] for k in ("ids", "index", "probs", "scale")})
-    if not parts:
-        raise DataError(f"selected cell {cell} lists no OOF files; re-run the select rule")
-    scales = {float(p["scale"]) for p in parts}
-    if len(scales) != 1:
-        raise DataError(f"OOF files of {cell} disagree on their scale {sorted(scales)}; re-run")
-    return {"ids": np.concatenate([p["ids"] for p in parts]),
-            "fold": np.concatenate([np.full(len(p["ids"]), k) for k, p in enumerate(parts)]),
-            "index": np.concatenate([p["index"] for p in parts]).astype(np.int64),
-            "probs": np.concatenate([p["probs"] for p in parts]), "scale": scales.pop()}
-
-
-def read_selection_yaml(path: str | Path) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
-
-
-def class_names_for(task: str, class_names: Sequence[str]) -> list[str]:
-    """Curve/threshold names: the C object classes, or background + C for segmentation."""
-    return list(class_names) if task == "classification" else [BACKGROUND, *class_names]
-
-
 def write_thresholds(thresholds: np.ndarray, curves: np.ndarray, grid: np.ndarray,
                      names: Sequence[str], header: dict[str, str], yaml_path: str | Path,
                      curves_csv: str | Path) -> None:
@@ -301,10 +263,8 @@ def tune_thresholds(task: str, selection_yaml: str | Path, train_cache_dir: str 
                     grid: Sequence[float], yaml_path: str | Path, curves_csv: str | Path,
                     objective: str = "dice") -> None:
     """The thresholds rule: tune on every fold's OOF of the selected cell, write both files."""
-    from vocflow.data.cache import load_cache  # local: keeps cv2 out of pure imports
-
-    selection = read_selection_yaml(selection_yaml)
-    oof, cache = load_oof(selection), load_cache(train_cache_dir)
+    selection = Selection.read(selection_yaml)
+    oof, cache = selection.load_oof(), load_cache(train_cache_dir)
     values = make_grid(*grid)
     if task == "classification":
         probs = dequantize(oof["probs"], oof["scale"])
@@ -314,7 +274,7 @@ def tune_thresholds(task: str, selection_yaml: str | Path, train_cache_dir: str 
         curves = segmentation_curves(oof["probs"], masks, values, oof["scale"], objective)
     thresholds = pick_thresholds(curves, values)
     names = class_names_for(task, cache.class_names)
-    cell = f"{selection['task']}/{selection['model']}/{selection['loss']}"
+    cell = selection.cell
     rule = ("p_c >= t_c per class, t_c maximising F1" if task == "classification" else
             "arg-max over classes with p_c > t_c, else background; t_c maximising the "
             f"{objective} objective of p_c > t")

@@ -29,20 +29,21 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vocflow.config import TrainSettings
+from vocflow.artifacts import PROB_SCALE, num_outputs, write_metrics, write_oof
+from vocflow.atomic import torch_save
+from vocflow.checkpoints import checkpoint_payload
 from vocflow.data.cache import Cache, load_cache
 from vocflow.data.dataset import CacheBatches, EpochBatches, unwrap
-from vocflow.data.folds import read_folds
+from vocflow.data.folds import fold_split
 from vocflow.data.transforms import build_transform, normalize_batch
-from vocflow.errors import ConfigError, DataError
-from vocflow.evaluation import TASK_METRICS, classification_scores, segmentation_scores
-from vocflow.io import save_npz, torch_save, write_csv
+from vocflow.errors import ConfigError
+from vocflow.evaluation import TASK_METRICS, split_scores
+from vocflow.grid import TrainSettings
 from vocflow.losses import build_loss
 from vocflow.models import backbone_modules, build_model, param_groups
 from vocflow.optim import Phase, build_phase, freeze_epochs, train_mode
@@ -57,41 +58,11 @@ from vocflow.resume import (
     set_rng_state,
     stop_signals,
 )
+from vocflow.runtime import pick_device, seed_everything
 
 log = logging.getLogger(__name__)
-PROB_SCALE = 255  # segmentation OOF probabilities are stored as uint8: p ≈ q / 255
 # callback(event, epoch, batch, model), event "batch_end" or "epoch_end": a hook for tests.
 Callback = Callable[[str, int, int, nn.Module], None]
-
-
-def pick_device() -> torch.device:
-    # Jobs on nodes without a usable CUDA driver (or fake GPUs in tests) fall back to CPU.
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def seed_everything(seed: int, threads: int, device: torch.device | None = None) -> None:
-    """Seed the global generators; exact kernels on CPU, fast (cuDNN autotuned) ones on CUDA."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, threads))
-    cv2.setNumThreads(max(1, threads))  # OpenCV would otherwise start a thread per node core
-    if device is not None and device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    else:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def num_outputs(task: str, num_classes: int) -> int:
-    return num_classes if task == "classification" else num_classes + 1
-
-
-def split_indices(folds: np.ndarray, fold: int, cache_dir: str | Path) -> tuple[np.ndarray, ...]:
-    train_idx, val_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-    if not len(val_idx) or not len(train_idx):
-        raise DataError(f"fold {fold} of {cache_dir} has an empty train or validation part; "
-                        "check 'folds' in config/config.yaml")
-    return train_idx, val_idx
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -174,9 +145,6 @@ class Cell:
     def phase(self, number: int) -> Phase:
         return build_phase(number, self.s, self.backbone, self.head, self.backbone_mods)
 
-    @property
-    def cache_size(self) -> int:
-        return int(self.cache.images.shape[1])
 
 
 def monitored_metric(s: TrainSettings) -> str:
@@ -187,20 +155,12 @@ def monitored_metric(s: TrainSettings) -> str:
     return metric
 
 
-def class_counts(cache: Cache, idx: np.ndarray, num_classes: int, chunk: int = 256) -> np.ndarray:
-    """(K,) int64 pixel counts of classes 0..K-1 over the masks of ``idx``; void excluded."""
-    counts = np.zeros(256, np.int64)
-    for lo in range(0, len(idx), chunk):  # chunked: never pulls the whole map into RAM
-        counts += np.bincount(np.asarray(cache.masks[idx[lo:lo + chunk]]).ravel(), minlength=256)
-    return counts[:num_classes]
-
-
 def make_loss(s: TrainSettings, cache: Cache, train_idx: np.ndarray) -> nn.Module:
     """The cell's loss; segmentation losses that take ``class_counts`` (``wce``) get the
     training fold's pixel counts, so class weights never see the validation fold."""
     name = s.criterion or s.loss
     if s.task == "segmentation" and "class_counts" in inspect.signature(build_loss).parameters:
-        counts = class_counts(cache, train_idx, num_outputs(s.task, len(cache.class_names)))
+        counts = cache.class_pixel_counts(train_idx)
         return build_loss(s.task, name, class_counts=counts, **s.loss_params)
     return build_loss(s.task, name, **s.loss_params)
 
@@ -209,7 +169,7 @@ def build_loaders(cell_seed: int, s: TrainSettings, cache: Cache, idx: tuple[np.
                   size: int, workers: int, pin: bool) -> tuple[EpochBatches, DataLoader,
                                                                DataLoader]:
     train_idx, val_idx = idx
-    transform = build_transform(s.augment, size, cache_size=int(cache.images.shape[1]))
+    transform = build_transform(s.augment, size, cache_size=cache.image_size)
     train = CacheBatches(cache.images, cache.masks, cache.labels, train_idx, s.task, transform,
                          seed=cell_seed)
     val = CacheBatches(cache.images, cache.masks, cache.labels, val_idx, s.task)
@@ -226,14 +186,14 @@ def setup_cell(s: TrainSettings, cache_dir: str | Path, folds_csv: str | Path, f
     device = pick_device()
     seed_everything(s.seed + fold, threads, device)
     cache = load_cache(cache_dir)
-    idx = split_indices(read_folds(folds_csv, cache.ids), fold, cache_dir)
+    idx = fold_split(folds_csv, cache.ids, fold)
     amp = amp_for(s, device)
     model = build_model(s.task, s.arch, num_outputs(s.task, len(cache.class_names)),
                         **s.model_params)
     fmt = torch.channels_last if amp.channels_last else torch.preserve_format
     model = model.to(device, memory_format=fmt)
     backbone, head = param_groups(model)
-    size = s.image_size or int(cache.images.shape[1])
+    size = s.image_size or cache.image_size
     n_workers = loader_workers(device, threads, workers)
     loaders = build_loaders(s.seed + fold, s, cache, idx, size, n_workers, device.type == "cuda")
     log.info("cell %s/%s/%s fold %d: %d train, %d val images at %d px on %s (amp %s, "
@@ -290,7 +250,7 @@ def evaluate(cell: Cell) -> tuple[float, np.ndarray, np.ndarray]:
         with cell.amp.autocast():
             out = cell.model(x)
         logits = as_float(out["out"] if isinstance(out, dict) else out)
-        if cell.s.task == "segmentation" and logits.shape[-1] != cell.cache_size:
+        if cell.s.task == "segmentation" and logits.shape[-1] != cell.cache.image_size:
             logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
                                    align_corners=False)
         total += cell.loss_fn(logits, y).double() * len(x)
@@ -307,34 +267,6 @@ def output_probs(task: str, logits: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     p = logits.softmax(dim=1)
     return ((p * PROB_SCALE).round().to(torch.uint8).cpu().numpy(),
             p.argmax(dim=1).to(torch.uint8).cpu().numpy())
-
-
-def score(task: str, cache: Cache, idx: np.ndarray, probs: np.ndarray,
-          preds: np.ndarray) -> dict[str, float]:
-    if task == "classification":
-        return classification_scores(probs, cache.labels[idx], preds)
-    return segmentation_scores(preds, np.asarray(cache.masks[idx]), len(cache.class_names) + 1)
-
-
-def checkpoint_payload(cell: Cell, epoch: int, value: float) -> dict[str, Any]:
-    """The best.pt content. Plain types and (cloned, CPU) tensors only, so
-    torch.load(weights_only=True) reads it and later training cannot change it.
-
-    ``image_size`` is the cache side the model was validated against (prediction checks it
-    against the test cache); ``input_size`` the side the model itself sees. ``model_params``
-    leave out ``pretrained``: the trained weights replace the initial ones, and rebuilding
-    must not need the weights cache (vocflow.models: the architecture does not depend on it).
-    """
-    s, cache = cell.s, cell.cache
-    params = {k: v for k, v in s.model_params.items() if k != "pretrained"}
-    meta = {"task": s.task, "model": s.model, "arch": s.arch, "model_params": params,
-            "pretrained": s.model_params.get("pretrained", False),
-            "num_outputs": num_outputs(s.task, len(cache.class_names)),
-            "class_names": list(cache.class_names), "image_size": cell.cache_size,
-            "input_size": cell.input_size, "epoch": epoch, "monitor": cell.metric,
-            "score": float(value)}
-    state = {k: v.detach().to("cpu", copy=True) for k, v in cell.model.state_dict().items()}
-    return {"state_dict": state, "meta": meta}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -436,13 +368,15 @@ def end_epoch(cell: Cell, run: Run, lr: float, seconds: float) -> None:
     """Validate, step the schedule, keep the best, append the metrics row."""
     st = run.state
     val_loss, probs, preds = evaluate(cell)
-    scores = score(cell.s.task, cell.cache, cell.val_idx, probs, preds)
+    scores = split_scores(cell.s.task, cell.cache, cell.val_idx, probs, preds)
     value = scores[cell.metric]
     run.phase.step(value)
     improved = value > st.best or run.best is None
     if improved:
         st.best, st.best_epoch, st.stale = value, st.epoch, 0
-        run.best = checkpoint_payload(cell, st.epoch, value)
+        run.best = checkpoint_payload(cell.model, cell.s, cell.cache.class_names,
+                                      cell.cache.image_size, cell.input_size, st.epoch,
+                                      cell.metric, value)
         if run.store is not None:
             st.best_file = run.store.save_best(st.epoch, run.best)
     else:
@@ -490,7 +424,7 @@ def fit(cell: Cell, run: Run) -> None:
 def cell_fingerprint(cell: Cell) -> str:
     ids = [cell.cache.ids[i] for i in cell.val_idx]
     return fingerprint(cell.s.to_dict(), fold=cell.fold, val_ids=ids, n=len(cell.cache),
-                       image_size=cell.cache_size)
+                       image_size=cell.cache.image_size)
 
 
 @contextlib.contextmanager
@@ -534,24 +468,8 @@ def finish(cell: Cell, run: Run, checkpoint_path: str | Path, metrics_path: str 
     cell.model.load_state_dict(run.best["state_dict"])
     _, probs, _ = evaluate(cell)
     torch_save(checkpoint_path, run.best)
-    write_metrics(metrics_path, run.state.rows, cell.s, cell.fold, cell.metric)
-    write_oof(oof_path, cell.cache, cell.val_idx, probs)
+    write_metrics(metrics_path, run.state.rows, asdict(cell.s), cell.fold, cell.metric)
+    write_oof(oof_path, [cell.cache.ids[i] for i in cell.val_idx], cell.val_idx, probs)
     resumed = max((row["resumed_from"] for row in run.state.rows), default=0)
     log.info("best epoch %d (val_%s %.4f); %d epochs came from a resumed state",
              run.state.best_epoch, cell.metric, run.state.best, resumed)
-
-
-def write_metrics(path: str | Path, rows: list[dict], s: TrainSettings, fold: int,
-                  metric: str) -> None:
-    frame = pd.DataFrame(rows)
-    frame["is_best"] = (frame.index == frame[f"val_{metric}"].idxmax()).astype(int)
-    frame.insert(0, "fold", fold)
-    for i, (key, value) in enumerate((("task", s.task), ("model", s.model), ("loss", s.loss))):
-        frame.insert(i, key, value)
-    write_csv(path, frame)
-
-
-def write_oof(path: str | Path, cache: Cache, val_idx: np.ndarray, probs: np.ndarray) -> None:
-    ids = np.asarray([cache.ids[i] for i in val_idx])
-    scale = 1 if probs.dtype != np.uint8 else PROB_SCALE
-    save_npz(path, ids=ids, index=val_idx, probs=probs, scale=np.asarray(scale))

@@ -1,14 +1,30 @@
-# Config -> grid lists and target paths. Logic beyond that belongs in src/vocflow/.
+# Config -> grid lists, target paths, shared resources and every final target of the study.
+# Logic beyond that belongs in src/vocflow/.
 import re
 
-from vocflow.config import BASELINE_LOSS, BASELINE_MODEL, TASKS, check_grid
+from vocflow.artifacts import BASELINE_LOSS, BASELINE_MODEL, TASKS, Selection
+from vocflow.attacks.registry import check_attacks
+from vocflow.grid import check_grid
 
 check_grid(config)
+ATTACK_METHODS = check_attacks(config)  # [] when the config runs no attacks
 
 DATA = config["data"]
+ROOT = DATA["root"]
 FOLDS = list(range(config["folds"]))
+POST = config["post"]
+SHARDS = list(range(POST["shards"]))
+CRF = POST["crf"]
 ENV = "../envs/vocflow.yaml"
 CACHE_FILES = ["index.csv", "images.npy", "masks.npy", "orig_images.npy", "orig_masks.npy"]
+
+
+def alternation(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+def cache(split):
+    return [f"results/data/{split}/{name}" for name in CACHE_FILES]
 
 
 def cells(task):
@@ -17,34 +33,76 @@ def cells(task):
 
 
 def cell_files(task, name, with_baseline=False):
+    """``name`` of every fold of every cell of ``task`` (and of the baseline)."""
     pairs = cells(task) + ([(BASELINE_MODEL, BASELINE_LOSS)] if with_baseline else [])
     return [f"results/{task}/{m}/{l}/fold{k}/{name}" for m, l in pairs for k in FOLDS]
 
 
-def cache(split):
-    return [f"results/data/{split}/{name}" for name in CACHE_FILES]
+def selected(task):
+    """The selected cell of ``task``: known once the select checkpoint has run, after which
+    Snakemake re-evaluates the rules that depend on it."""
+    return Selection.read(checkpoints.select.get(task=task).output[0])
 
 
-def alternation(names):
-    return "|".join(re.escape(n) for n in names)
+def selected_checkpoints(task=None):
+    """Input function: the fold checkpoints of the selected cell (of ``task``, else the job's)."""
+    return lambda w: selected(task or w.task).checkpoints
+
+
+def selected_oof(*tasks):
+    """Input function: the OOF files of the selected cells (of ``tasks``, else the job's)."""
+    return lambda w: [f for t in (tasks or [w.task]) for f in selected(t).oof]
+
+
+def per_task(**names):
+    """Named inputs ``{task}_{key}`` -> ``results/{task}/{file}`` for both tasks."""
+    return {f"{t}_{k}": f"results/{t}/{name}" for t in TASKS for k, name in names.items()}
 
 
 def test_labelled():
     return DATA["format"] == "voc" or bool(DATA.get("test_labels"))
 
 
-# Stage files append their final outputs here (rule all is evaluated after every include).
-EXTRA_TARGETS = []
+def gpu_resources():
+    """One GPU per job (CPU fallback where CUDA is absent), with time and memory growing with
+    the attempt, so a retry after TIMEOUT/OUT_OF_MEMORY gets more (the profile's `retries`).
+    Site names (partition, GPU model, account) live in profiles/slurm/ only."""
+    res = config["resources"]
+    return {
+        "gpu": 1,
+        "cpus_per_gpu": res["train_threads"],
+        "mem_mb": lambda w, attempt: res["train_mem_mb"] * attempt,
+        "runtime": lambda w, attempt: res["train_runtime"] * attempt,
+    }
 
 
 def final_targets():
-    targets = ["results/leaderboard.csv", "results/submission.csv", "results/report/index.html"]
-    targets += [f"results/{task}/selected.yaml" for task in TASKS]
-    targets += ["results/score.yaml"] if test_labelled() else []
-    return targets + EXTRA_TARGETS
+    """Every file the study ends with; optional stages add theirs when the config enables them."""
+    targets = [
+        "results/leaderboard.csv",
+        *[
+            f"results/{task}/{name}"
+            for task in TASKS
+            for name in ("selected.yaml", "thresholds.yaml", "threshold_curves.csv")
+        ],
+        "results/segmentation/crf.yaml",
+        "results/ablation.csv",
+        "results/oof_score.yaml",
+        "results/submission.csv",
+        "results/report/index.html",
+    ]
+    if test_labelled():
+        targets.append("results/score.yaml")
+    if ATTACK_METHODS:
+        targets += ["results/attacks/summary.csv", "results/attacks/success_vs_eps.png"]
+        targets += expand(
+            "results/attacks/panels/{task}_{method}.png", task=TASKS, method=ATTACK_METHODS
+        )
+    return targets
 
 
 wildcard_constraints:
     task=alternation(TASKS),
     split="train|test",
     fold=r"\d+",
+    shard=r"\d+",

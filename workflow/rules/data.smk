@@ -3,8 +3,6 @@ from pathlib import Path
 
 from vocflow.data.ingest import split_inputs
 
-ROOT = DATA["root"]
-
 if DATA["format"] == "synthetic":
 
     rule make_synthetic:
@@ -12,10 +10,10 @@ if DATA["format"] == "synthetic":
             train=f"{ROOT}/train/train_set.csv",
             test=f"{ROOT}/test/test_set.csv",
             test_labels=f"{ROOT}/test_labels/test_set.csv",
-        conda:
-            ENV
         log:
             "results/logs/make_synthetic.log",
+        conda:
+            ENV
         params:
             root=lambda w, output: Path(output.train).parents[1],
             spec=config["synthetic"],
@@ -27,18 +25,19 @@ if DATA["format"] == "synthetic":
 
 rule ingest:
     input:
-        lambda w: split_inputs(DATA["format"], ROOT, w.split, DATA.get("test_labels"),
-                               DATA.get("voc_lists")),
+        lambda w: split_inputs(
+            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
+        ),
     output:
         cache("{split}"),
-    conda:
-        ENV
     log:
         "results/logs/ingest_{split}.log",
-    params:
-        data=DATA,
     benchmark:
         "results/benchmarks/ingest_{split}.tsv"
+    conda:
+        ENV
+    params:
+        data=DATA,
     script:
         "../scripts/ingest.py"
 
@@ -48,10 +47,10 @@ rule folds:
         cache("train"),
     output:
         "results/data/folds.csv",
-    conda:
-        ENV
     log:
         "results/logs/folds.log",
+    conda:
+        ENV
     params:
         folds=config["folds"],
         seed=config["seed"],

@@ -30,8 +30,13 @@ REPORT_PATHS = {
     "repo": workflow.basedir,
 }
 OPTIONAL_FILES = {
-    "post": [*REPORT_PATHS["thresholds"].values(), *REPORT_PATHS["threshold_curves"].values(),
-             REPORT_PATHS["crf"], REPORT_PATHS["crf_panels"], REPORT_PATHS["ablation"]],
+    "post": [
+        *REPORT_PATHS["thresholds"].values(),
+        *REPORT_PATHS["threshold_curves"].values(),
+        REPORT_PATHS["crf"],
+        REPORT_PATHS["crf_panels"],
+        REPORT_PATHS["ablation"],
+    ],
     "attacks": [REPORT_PATHS["attacks_summary"]],
 }
 
@@ -39,11 +44,11 @@ OPTIONAL_FILES = {
 rule rulegraph:
     output:
         "results/report/rulegraph.dot",
-    conda:
-        ENV
     log:
         "results/logs/rulegraph.log",
     localrule: True
+    conda:
+        ENV
     params:
         snakefile=workflow.main_snakefile,
         workdir=".",
@@ -57,30 +62,52 @@ rule report:
     input:
         # Evaluated when the DAG is built, i.e. after every rule file has been read.
         unpack(lambda w: optional_inputs(config, OPTIONAL_FILES, workflow.rules)),
-        leaderboard=report(REPORT_PATHS["leaderboard"], caption="../report/leaderboard.rst",
-                           category="Leaderboard"),
-        selections=[report(f, caption="../report/selected.rst", category="Leaderboard")
-                    for f in REPORT_PATHS["selections"].values()],
-        score=[report(REPORT_PATHS["score"], caption="../report/score.rst",
-                      category="Test submission")] if test_labelled() else [],
+        leaderboard=report(
+            REPORT_PATHS["leaderboard"],
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
+        selections=[
+            report(f, caption="../report/selected.rst", category="Leaderboard")
+            for f in REPORT_PATHS["selections"].values()
+        ],
+        score=(
+            [
+                report(
+                    REPORT_PATHS["score"],
+                    caption="../report/score.rst",
+                    category="Test submission",
+                )
+            ]
+            if test_labelled()
+            else []
+        ),
         metrics=[f for task in TASKS for f in cell_files(task, "metrics.csv")],
-        oof=[f for task in TASKS for f in cell_files(task, "oof.npz")],
+        oof=selected_oof(*TASKS),
         cache=cache("train") + cache("test"),
         folds=REPORT_PATHS["folds"],
         rulegraph=REPORT_PATHS["rulegraph"],
     output:
-        html=report("results/report/index.html", caption="../report/index.rst",
-                    category="Study report"),
-        figures=report(directory("results/report/figures"), patterns=["{section}/{name}.png"],
-                       caption="../report/figures.rst", category="Figures",
-                       subcategory="{section}", labels={"section": "{section}",
-                                                        "figure": "{name}"}),
-        discussion=report("results/report/discussion.md", caption="../report/discussion.rst",
-                          category="Study report"),
-    conda:
-        ENV
+        html=report(
+            "results/report/index.html", caption="../report/index.rst", category="Study report"
+        ),
+        figures=report(
+            directory("results/report/figures"),
+            patterns=["{section}/{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory="{section}",
+            labels={"section": "{section}", "figure": "{name}"},
+        ),
+        discussion=report(
+            "results/report/discussion.md",
+            caption="../report/discussion.rst",
+            category="Study report",
+        ),
     log:
         "results/logs/report.log",
+    conda:
+        ENV
     params:
         paths=REPORT_PATHS,
         options={k: v for k, v in REPORT.items() if k != "rulegraph"},

@@ -1,4 +1,5 @@
-# Selection: every cell's metrics -> leaderboard -> best cell per task.
+# Selection: every cell's metrics -> leaderboard -> best cell per task (a checkpoint: which
+# cell's checkpoints and OOF files the later stages read is only known once it has run).
 
 
 rule leaderboard:
@@ -6,25 +7,25 @@ rule leaderboard:
         [f for task in TASKS for f in cell_files(task, "metrics.csv", with_baseline=True)],
     output:
         "results/leaderboard.csv",
-    conda:
-        ENV
     log:
         "results/logs/leaderboard.log",
+    conda:
+        ENV
     params:
         monitors={task: config[task]["selection_metric"] for task in TASKS},
     script:
         "../scripts/leaderboard.py"
 
 
-rule select:
+checkpoint select:
     input:
         "results/leaderboard.csv",
     output:
         "results/{task}/selected.yaml",
-    conda:
-        ENV
     log:
         "results/logs/select_{task}.log",
+    conda:
+        ENV
     params:
         cells=lambda w: {
             f"{m}/{l}": {

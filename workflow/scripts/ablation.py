@@ -6,6 +6,7 @@ from vocflow.ablation import write_ablation
 from vocflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-inp = snakemake.input
-write_ablation(list(inp.shards), Path(inp.cache[0]).parent, inp.crf, inp.test,
-               snakemake.params.tta, snakemake.output.table, snakemake.output.oof_submission)
+write_ablation(shard_npzs=list(snakemake.input.shards),
+               train_cache_dir=Path(snakemake.input.cache[0]).parent, crf_yaml=snakemake.input.crf,
+               test_yaml=snakemake.input.test, use_tta=snakemake.params.tta,
+               out_csv=snakemake.output.table, oof_submission_csv=snakemake.output.oof_submission)

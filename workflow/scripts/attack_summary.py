@@ -1,7 +1,8 @@
-"""Gather every attack job's table and plot success vs ε (vocflow.attacks.run.summarize)."""
+"""The attack summary table and success-vs-ε plot (vocflow.attacks.run.summarize)."""
 
 from vocflow.attacks.run import summarize
 from vocflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-summarize(snakemake.input, snakemake.output.table, snakemake.output.plot)
+summarize(csv_paths=list(snakemake.input), out_csv=snakemake.output.table,
+          plot_png=snakemake.output.plot)

@@ -1,12 +1,10 @@
-"""Assign multilabel-stratified folds (vocflow.data.folds.write_folds)."""
+"""Multilabel-stratified folds of the training cache (vocflow.data.folds.folds_for_cache)."""
 
 from pathlib import Path
 
-from vocflow.data.cache import load_cache
-from vocflow.data.folds import write_folds
+from vocflow.data.folds import folds_for_cache
 from vocflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-cache = load_cache(Path(snakemake.input[0]).parent)
-write_folds(cache.ids, cache.labels, snakemake.params.folds, snakemake.params.seed,
-            snakemake.output[0])
+folds_for_cache(cache_dir=Path(snakemake.input[0]).parent, n_folds=snakemake.params.folds,
+                seed=snakemake.params.seed, out=snakemake.output[0])

@@ -1,4 +1,4 @@
-"""Gather the test shards into the prediction files (vocflow.predict.gather_test)."""
+"""Assemble the test shards into the prediction files (vocflow.predict.gather_test)."""
 
 from pathlib import Path
 
@@ -7,5 +7,8 @@ from vocflow.predict import gather_test
 
 setup_logging(snakemake.log[0])
 out = snakemake.output
-gather_test(list(snakemake.input.shards), Path(snakemake.input.cache[0]).parent,
-            snakemake.input.classification, out.classification, out.segmentation, out.summary)
+gather_test(shard_npzs=list(snakemake.input.shards),
+            test_cache_dir=Path(snakemake.input.cache[0]).parent,
+            classification_probs=snakemake.input.classification,
+            out_classification=out.classification, out_segmentation=out.segmentation,
+            out_yaml=out.summary)

@@ -7,14 +7,7 @@ from vocflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 data = snakemake.params.data
-ingest(
-    data["format"],
-    data["root"],
-    snakemake.wildcards.split,
-    Path(snakemake.output[0]).parent,
-    image_size=data["image_size"],
-    class_names=data["class_names"],
-    labels_root=data.get("test_labels"),
-    voc_lists=data.get("voc_lists"),
-    strict_labels=data["strict_labels"],
-)
+ingest(fmt=data["format"], root=data["root"], split=snakemake.wildcards.split,
+       out_dir=Path(snakemake.output[0]).parent, image_size=data["image_size"],
+       class_names=data["class_names"], labels_root=data.get("test_labels"),
+       voc_lists=data.get("voc_lists"), strict_labels=data["strict_labels"])

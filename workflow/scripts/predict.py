@@ -6,12 +6,7 @@ from vocflow.logs import setup_logging
 from vocflow.predict import predict_probs
 
 setup_logging(snakemake.log[0])
-predict_probs(
-    Path(snakemake.input.cache[0]).parent,
-    snakemake.input.selection,
-    snakemake.output[0],
-    batch_size=snakemake.params.batch_size,
-    tta=snakemake.params.tta,
-    threads=snakemake.threads,
-    per_fold=snakemake.params.per_fold,
-)
+predict_probs(cache_dir=Path(snakemake.input.cache[0]).parent,
+              selection_yaml=snakemake.input.selection, out_path=snakemake.output[0],
+              batch_size=snakemake.params.batch_size, tta=snakemake.params.tta,
+              threads=snakemake.threads, per_fold=snakemake.params.per_fold)

@@ -1,4 +1,4 @@
-"""Write the random baseline's submission (vocflow.submission.build_random_submission)."""
+"""The random baseline's submission (vocflow.submission.build_random_submission)."""
 
 from pathlib import Path
 
@@ -6,6 +6,6 @@ from vocflow.logs import setup_logging
 from vocflow.submission import build_random_submission
 
 setup_logging(snakemake.log[0])
-build_random_submission(Path(snakemake.input.train[0]).parent,
-                        Path(snakemake.input.test[0]).parent, snakemake.params.seed,
-                        snakemake.output[0])
+build_random_submission(train_cache_dir=Path(snakemake.input.train[0]).parent,
+                        test_cache_dir=Path(snakemake.input.test[0]).parent,
+                        seed=snakemake.params.seed, out_csv=snakemake.output[0])

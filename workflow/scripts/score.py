@@ -1,4 +1,4 @@
-"""Score the submissions on the labelled test split (vocflow.submission.score_against_cache)."""
+"""Kaggle scores of ours and the random submission (vocflow.submission.score_against_cache)."""
 
 from pathlib import Path
 
@@ -6,5 +6,6 @@ from vocflow.logs import setup_logging
 from vocflow.submission import score_against_cache
 
 setup_logging(snakemake.log[0])
-score_against_cache({"ours": snakemake.input.ours, "random": snakemake.input.random},
-                    Path(snakemake.input.cache[0]).parent, snakemake.output[0])
+score_against_cache(submissions={"ours": snakemake.input.ours, "random": snakemake.input.random},
+                    test_cache_dir=Path(snakemake.input.cache[0]).parent,
+                    out_yaml=snakemake.output[0])

@@ -1,8 +1,8 @@
-"""Pick the best cell of one task (vocflow.select.write_selection)."""
+"""Select the best cell of one task (vocflow.leaderboard.write_selection)."""
 
+from vocflow.leaderboard import write_selection
 from vocflow.logs import setup_logging
-from vocflow.select import write_selection
 
 setup_logging(snakemake.log[0])
-write_selection(snakemake.input[0], snakemake.wildcards.task, snakemake.params.cells,
-                snakemake.output[0])
+write_selection(leaderboard_csv=snakemake.input[0], task=snakemake.wildcards.task,
+                cells=snakemake.params.cells, out=snakemake.output[0])

@@ -1,4 +1,4 @@
-"""Write the Kaggle submission (vocflow.submission.build_submission)."""
+"""The Kaggle submission csv (vocflow.submission.build_submission)."""
 
 from pathlib import Path
 
@@ -6,5 +6,6 @@ from vocflow.logs import setup_logging
 from vocflow.submission import build_submission
 
 setup_logging(snakemake.log[0])
-build_submission(Path(snakemake.input.cache[0]).parent, snakemake.input.classification,
-                 snakemake.input.segmentation, snakemake.output[0])
+build_submission(test_cache_dir=Path(snakemake.input.cache[0]).parent,
+                 classification_npz=snakemake.input.classification,
+                 segmentation_npz=snakemake.input.segmentation, out_csv=snakemake.output[0])

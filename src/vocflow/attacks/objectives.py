@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocflow.data.transforms import MEAN, STD
 from vocflow.errors import ConfigError
+from vocflow.imagenet import MEAN, STD
 
-TASKS = ("classification", "segmentation")
 MAX_PIXEL = 255.0
 
 

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from vocflow.artifacts import TASKS
+from vocflow.attacks.generator import GeneratorAttack
 from vocflow.attacks.gradient import FGSM, PGD, Objective
-from vocflow.attacks.objectives import TASKS, Goal, build_target
+from vocflow.attacks.objectives import Goal, build_target
 from vocflow.config import from_fields
 from vocflow.errors import ConfigError
 from vocflow.registry import Registry
@@ -66,38 +68,16 @@ def _generator_params(s: AttackSettings) -> dict[str, Any]:
     return {**s.generator, "seed": s.seed}
 
 
-@ATTACKS.register("fgsm")
-def fgsm(settings: AttackSettings) -> Attack:
-    return FGSM("linf")
-
-
-@ATTACKS.register("fgm_l2")
-def fgm_l2(settings: AttackSettings) -> Attack:
-    return FGSM("l2")
-
-
-@ATTACKS.register("pgd")
-def pgd(settings: AttackSettings) -> Attack:
-    return PGD("linf", **_pgd_params(settings))
-
-
-@ATTACKS.register("pgd_l2")
-def pgd_l2(settings: AttackSettings) -> Attack:
-    return PGD("l2", **_pgd_params(settings))
-
-
-@ATTACKS.register("generator")
-def generator(settings: AttackSettings) -> Attack:
-    from vocflow.attacks.generator import GeneratorAttack
-
-    return GeneratorAttack("image", **_generator_params(settings))
-
-
-@ATTACKS.register("universal")
-def universal(settings: AttackSettings) -> Attack:
-    from vocflow.attacks.generator import GeneratorAttack
-
-    return GeneratorAttack("universal", **_generator_params(settings))
+# name -> builder from the job's settings; gradient attacks by norm, generators by kind.
+for _name, _build in {
+    "fgsm": lambda s: FGSM("linf"),
+    "fgm_l2": lambda s: FGSM("l2"),
+    "pgd": lambda s: PGD("linf", **_pgd_params(s)),
+    "pgd_l2": lambda s: PGD("l2", **_pgd_params(s)),
+    "generator": lambda s: GeneratorAttack("image", **_generator_params(s)),
+    "universal": lambda s: GeneratorAttack("universal", **_generator_params(s)),
+}.items():
+    ATTACKS.register(_name)(lambda settings, build=_build: build(settings))
 
 
 def build_attack(settings: AttackSettings) -> Attack:

@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from vocflow.artifacts import Selection
+from vocflow.atomic import write_csv
 from vocflow.attacks.evaluate import (
     crf_predictions,
     imperceptibility,
@@ -31,14 +33,14 @@ from vocflow.attacks.evaluate import (
 )
 from vocflow.attacks.gradient import radius
 from vocflow.attacks.objectives import Goal, PixelModel, predict, probabilities, to_pixels
+from vocflow.attacks.plots import attack_panel, save_figure, success_plot
 from vocflow.attacks.registry import Attack, AttackSettings, build_attack, make_goal
+from vocflow.checkpoints import load_checkpoint
 from vocflow.crf import CrfParams, read_crf
 from vocflow.data.cache import Cache, load_cache
 from vocflow.data.folds import read_folds
 from vocflow.errors import DataError
-from vocflow.io import write_csv
-from vocflow.predict import load_checkpoint, read_selection
-from vocflow.train import pick_device
+from vocflow.runtime import pick_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +60,14 @@ class AttackData:
 def attacked_model(selection_yaml: str | Path, task: str,
                    device: torch.device) -> tuple[PixelModel, dict[str, Any], int]:
     """(pixel-space model, checkpoint meta, fold) of the selected cell's first fold."""
-    selected = read_selection(selection_yaml)
-    if selected["task"] != task:
-        raise DataError(f"{selection_yaml} selects a {selected['task']} cell, not {task}; "
+    selected = Selection.read(selection_yaml)
+    if selected.task != task:
+        raise DataError(f"{selection_yaml} selects a {selected.task} cell, not {task}; "
                         "re-run the select rule")
-    path = selected["checkpoints"][0]
+    path = selected.require_checkpoints()[0]
     found = re.search(r"fold(\d+)", str(Path(path).parent.name))
     net, meta = load_checkpoint(path, device)
-    log.info("attacking %s (%s/%s, epoch %s)", path, selected["model"], selected["loss"],
-             meta.get("epoch"))
+    log.info("attacking %s (%s, epoch %s)", path, selected.cell, meta.get("epoch"))
     return PixelModel(net).to(device), meta, int(found.group(1)) if found else 0
 
 
@@ -217,10 +218,8 @@ def run_attack(train_dir: str | Path, test_dir: str | Path, folds_csv: str | Pat
 
     ``crf_yaml``: the tuned DenseCRF setting of the post-processing (segmentation only).
     """
-    from vocflow.attacks.plots import attack_panel, save_figure
-
     s = AttackSettings.from_dict(settings)
-    torch.set_num_threads(max(1, threads))
+    set_threads(threads)
     torch.manual_seed(s.seed)
     device = pick_device()
     model, meta, fold = attacked_model(selection_yaml, s.task, device)
@@ -243,8 +242,6 @@ def run_attack(train_dir: str | Path, test_dir: str | Path, folds_csv: str | Pat
 def summarize(csv_paths: Iterable[str | Path], out_csv: str | Path,
               plot_png: str | Path) -> None:
     """Concatenate the per-job tables into ``out_csv`` and plot success against ε."""
-    from vocflow.attacks.plots import save_figure, success_plot
-
     frames = [pd.read_csv(p) for p in csv_paths]
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from vocflow.data.formats import VOID, SplitSource
+from vocflow.artifacts import VOID
+from vocflow.atomic import save_npy, write_csv
+from vocflow.data.formats import SplitSource
 from vocflow.errors import ConfigError, DataError
-from vocflow.io import save_npy, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ class Cache:
         pixels = self.heights * self.widths
         self._starts = np.concatenate([[0], np.cumsum(pixels)[:-1]]).astype(np.int64)
 
+    @property
+    def image_size(self) -> int:
+        """Side S of the square cached images."""
+        return int(self.images.shape[1])
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -153,11 +159,14 @@ class Cache:
             return np.full((h, w), VOID, np.uint8)
         return self.orig_masks[start : start + size].reshape(h, w)
 
-    def class_pixel_counts(self, chunk: int = 256) -> np.ndarray:
-        """(C+1,) int64 pixel counts of classes 0..C over the resized masks; void excluded."""
+    def class_pixel_counts(self, rows: np.ndarray | None = None, chunk: int = 256) -> np.ndarray:
+        """(C+1,) int64 pixel counts of classes 0..C over the resized masks of ``rows`` (default
+        all); void excluded."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         counts = np.zeros(256, np.int64)
-        for lo in range(0, len(self), chunk):  # chunked: never pulls the whole map into RAM
-            counts += np.bincount(np.asarray(self.masks[lo : lo + chunk]).ravel(), minlength=256)
+        for lo in range(0, len(rows), chunk):  # chunked: never pulls the whole map into RAM
+            counts += np.bincount(np.asarray(self.masks[rows[lo : lo + chunk]]).ravel(),
+                                  minlength=256)
         return counts[: len(self.class_names) + 1]
 
 

@@ -22,8 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from vocflow.data.transforms import normalize
-
 
 class BatchKey(NamedTuple):
     """What the sampler sends to the dataset (through worker queues): which items, and the
@@ -116,31 +114,3 @@ class CacheBatches(Dataset):
 def unwrap(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """collate_fn for CacheBatches: the batch is already assembled (module-level: picklable)."""
     return batch
-
-
-class CacheDataset(Dataset):
-    """Per-item access to ``indices`` of the cache (for tools that want single samples).
-
-    Returns ``(image, target)``: image (3, S, S) float32 normalised; target (C,) float32 labels
-    for classification or (S, S) int64 class indices (255 = void) for segmentation.
-    """
-
-    def __init__(self, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
-                 indices: np.ndarray, task: str, transform: A.Compose | None = None) -> None:
-        self.images, self.masks, self.labels = images, masks, labels
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.task, self.transform = task, transform
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        j = self.indices[i]
-        image, mask = np.asarray(self.images[j]), np.asarray(self.masks[j])
-        if self.transform is not None:
-            out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        x = torch.from_numpy(np.ascontiguousarray(normalize(image)))
-        if self.task == "classification":
-            return x, torch.from_numpy(self.labels[j].astype(np.float32))
-        return x, torch.from_numpy(mask.astype(np.int64))

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
+from vocflow.atomic import write_csv
+from vocflow.data.cache import load_cache
 from vocflow.errors import ConfigError, DataError
-from vocflow.io import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ def write_folds(ids: list[str], labels: np.ndarray, n_folds: int, seed: int,
     log.info("wrote %d folds for %d images to %s", n_folds, len(ids), out)
 
 
+def folds_for_cache(cache_dir: str | Path, n_folds: int, seed: int, out: str | Path) -> None:
+    """The folds rule: assign the training cache's images to ``n_folds`` folds."""
+    cache = load_cache(cache_dir)
+    write_folds(cache.ids, cache.labels, n_folds, seed, out)
+
+
 def read_folds(path: str | Path, ids: list[str]) -> np.ndarray:
     """Fold index (N,) aligned with ``ids`` (the cache order); fails if the two disagree."""
     frame = pd.read_csv(path, dtype={"Id": str})
@@ -48,3 +55,13 @@ def read_folds(path: str | Path, ids: list[str]) -> np.ndarray:
         raise DataError(f"{path} does not match the training cache; "
                         "re-run: snakemake --forcerun folds")
     return frame["fold"].to_numpy()
+
+
+def fold_split(folds_csv: str | Path, ids: list[str], fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of fold ``fold``: training uses every other fold."""
+    folds = read_folds(folds_csv, ids)
+    train_idx, val_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    if not len(val_idx) or not len(train_idx):
+        raise DataError(f"fold {fold} of {folds_csv} has an empty train or validation part; "
+                        "check 'folds' in config/config.yaml")
+    return train_idx, val_idx

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from vocflow.artifacts import VOID
 from vocflow.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-VOID = 255
 FORMATS = ("kaggle", "synthetic", "voc")
 KAGGLE_SPLITS = ("train", "test")
 # VOC 2009 publishes no segmentation truth for its test set, so "val" stands in for it.

@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vocflow.artifacts import VOID
+from vocflow.atomic import write_csv
 from vocflow.errors import ConfigError, DataError
-from vocflow.io import write_csv
 
 __all__ = ["VOC_CLASSES", "make_synthetic"]
 
@@ -51,7 +52,6 @@ VOC_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 MARKER = ".vocflow-synthetic"
-VOID = 255
 # Bumped whenever the drawing changes, so a marker tells which generator made a directory.
 GENERATOR_VERSION = 1
 

@@ -21,12 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vocflow.artifacts import VOID
 from vocflow.errors import ConfigError
+from vocflow.imagenet import MEAN, STD
 
-# ImageNet statistics: pretrained backbones expect them, and they are harmless from scratch.
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-VOID = 255
 # normalize(x) = x · SCALE + SHIFT, i.e. (x / 255 - MEAN) / STD folded into one multiply-add.
 SCALE = (1.0 / (255.0 * STD)).astype(np.float32)
 SHIFT = (-MEAN / STD).astype(np.float32)

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocflow.data.transforms import MEAN, STD
 from vocflow.errors import ConfigError
+from vocflow.imagenet import MEAN, STD
 from vocflow.models.classification import conv_block
 from vocflow.models.registry import CLASSIFIERS, SEGMENTERS
 from vocflow.models.transfer import TransferClassifier

@@ -12,6 +12,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import get_model, get_weight
 
 from vocflow.models.registry import SEGMENTERS
 from vocflow.models.weights import is_backbone_key, load_state, load_strict
@@ -77,8 +78,6 @@ def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def torchvision_segmenter(arch: str, num_classes: int, weights: str | None = None,
                           aux: bool = True) -> TorchvisionSegmenter:
     """``arch`` with ``weights`` (None, ImageNet backbone or full COCO weights), K classes."""
-    from torchvision.models import get_model, get_weight
-
     has_aux = not arch.startswith("lraspp")
     kwargs = {"aux_loss": has_aux} if has_aux else {}
     if weights is not None and not is_backbone_key(arch, weights):

@@ -11,6 +11,7 @@ from functools import partial
 
 import torch
 from torch import nn
+from torchvision.models import get_model
 
 from vocflow.models.registry import CLASSIFIERS
 from vocflow.models.weights import load_state, load_strict
@@ -52,8 +53,6 @@ def strip_head(arch: str, net: nn.Module) -> int:
 def torchvision_classifier(arch: str, num_classes: int, weights: str | None = None,
                            dropout: float = 0.2) -> TransferClassifier:
     """``arch`` with ``weights`` (a key from vocflow.models.weights, or None) and a C-way head."""
-    from torchvision.models import get_model
-
     net = get_model(arch, weights=None)
     if weights is not None:
         load_strict(net, load_state(weights), weights)

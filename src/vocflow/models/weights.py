@@ -26,7 +26,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+from torchvision.models import get_weight
 
+from vocflow.atomic import write_yaml
 from vocflow.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,6 @@ def weights_key(arch: str, pretrained: bool | str | None) -> str | None:
 
 
 def _member_key(arch: str, member: str, own: str, backbone: str | None) -> str:
-    from torchvision.models import get_weight
-
     candidates = [own] + ([backbone.split(".")[0]] if backbone else [])
     for enum in candidates:
         try:
@@ -101,8 +101,6 @@ def _member_key(arch: str, member: str, own: str, backbone: str | None) -> str:
 
 def _canonical(name: str) -> str:
     """``ResNet50_Weights.DEFAULT`` -> ``ResNet50_Weights.IMAGENET1K_V2`` (the real member)."""
-    from torchvision.models import get_weight
-
     return str(get_weight(name))
 
 
@@ -128,8 +126,6 @@ def weights_path(key: str) -> Path:
 
 
 def _torchvision_url(key: str) -> str:
-    from torchvision.models import get_weight
-
     try:
         return str(get_weight(key).url)
     except (KeyError, ValueError, AttributeError) as err:
@@ -209,29 +205,4 @@ def describe(key: str, path: Path) -> dict[str, Any]:
 
 def fetch_to_marker(key: str, marker: str | os.PathLike[str]) -> None:
     """Fetch ``key`` and write its record to ``marker`` (the fetch_weights rule's output)."""
-    from vocflow.io import write_yaml
-
     write_yaml(marker, describe(key, fetch(key)))
-
-
-def grid_weights(config: dict[str, Any]) -> list[str]:
-    """Sorted unique weights keys that the configured grid's models need."""
-    from vocflow.config import TASKS, resolve_model
-
-    keys = set()
-    for task in TASKS:
-        for model in config[task]["models"]:
-            arch, params, _ = resolve_model(config, model)
-            key = weights_key(arch, params.get("pretrained", False))
-            if key is not None:
-                keys.add(key)
-    return sorted(keys)
-
-
-def cell_weights(config: dict[str, Any], model: str) -> list[str]:
-    """The weights keys (0 or 1) of one grid model name."""
-    from vocflow.config import resolve_model
-
-    arch, params, _ = resolve_model(config, model)
-    key = weights_key(arch, params.get("pretrained", False))
-    return [key] if key else []

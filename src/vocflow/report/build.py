@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vocflow.io import write_text
+from vocflow.atomic import write_text
 from vocflow.report.context import ReportContext
 from vocflow.report.html import Section, error_line, page
 from vocflow.report.sections import ORDER, SECTIONS, discussion_sentences

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vocflow.config import BASELINE_MODEL
+from vocflow.artifacts import BASELINE_MODEL, Selection
 from vocflow.data.cache import Cache, load_cache
 from vocflow.report.figures import Fig, read_histories, to_png
 from vocflow.report.sources import ReportOptions, ReportPaths, existing, read_csv, read_yaml
@@ -69,16 +69,16 @@ class ReportContext:
         return load_cache(self.paths.test_cache) if existing(self.paths.test_cache) else None
 
     @cached_property
-    def selections(self) -> dict[str, dict[str, Any]]:
-        found = {task: read_yaml(p) for task, p in self.paths.selections.items()}
-        return {task: sel for task, sel in found.items() if sel}
+    def selections(self) -> dict[str, Selection]:
+        return {task: Selection.read(found) for task, p in self.paths.selections.items()
+                if (found := existing(p)) is not None}
 
     def metric(self, task: str) -> str:
         """The selection metric of ``task`` (leaderboard, else selection, else first val_)."""
         if self.board is not None and task in set(self.board["task"]):
             return str(self.board.loc[self.board["task"] == task, "selection_metric"].iloc[0])
         if task in self.selections:
-            return str(self.selections[task]["metric"])
+            return self.selections[task].metric
         cols = [c for c in self.history.columns if c.startswith("val_") and c != "val_loss"]
         return cols[0][4:] if cols else "loss"
 
@@ -94,17 +94,17 @@ class ReportContext:
         if self.train is None:
             return out
         for task, sel in self.selections.items():
-            if sel.get("model") == BASELINE_MODEL or not sel.get("oof"):
+            if sel.model == BASELINE_MODEL or not sel.oof:
                 continue
             if task == "classification":
-                out[task] = classification_oof(self.train, sel["oof"])
+                out[task] = classification_oof(self.train, sel.oof)
                 tuned = self.thresholds(task)
                 if tuned:
                     cut = np.array([tuned.get(c, 0.5) for c in self.train.class_names])
                     out[task].per_class["f1_tuned"] = classification_oof(
-                        self.train, sel["oof"], cut).per_class["f1"]
+                        self.train, sel.oof, cut).per_class["f1"]
             else:
-                out[task] = segmentation_oof(self.train, sel["oof"])
+                out[task] = segmentation_oof(self.train, sel.oof)
         return out
 
     @cached_property

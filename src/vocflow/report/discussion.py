@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from vocflow.config import BASELINE_MODEL
+from vocflow.artifacts import BASELINE_MODEL
 from vocflow.report.stats import OofEval
 
 

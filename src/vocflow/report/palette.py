@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-VOID = 255
+from vocflow.artifacts import VOID
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

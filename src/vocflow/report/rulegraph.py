@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from vocflow.io import write_text
+from vocflow.atomic import write_text
 from vocflow.report.figures import Fig, plt, to_png
 
 log = logging.getLogger(__name__)

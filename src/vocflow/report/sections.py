@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
-from vocflow.config import BASELINE_MODEL
+from vocflow.artifacts import BASELINE_MODEL
+from vocflow.data.cache import Cache
 from vocflow.data.folds import read_folds
 from vocflow.registry import Registry
 from vocflow.report import discussion as talk
@@ -52,12 +54,25 @@ def section(name: str) -> Callable[[Renderer], Renderer]:
     return add
 
 
+def needing(title: str, source: Callable[[ReportContext], Any], missing: tuple[str, str]
+            ) -> Callable[[Callable[[ReportContext, Section, Any], None]], Renderer]:
+    """A renderer of a section that shows one context input: ``source(ctx)``; when that is
+    None or empty the section holds only the not-run line ``missing`` (what, why)."""
+    def wrap(fill: Callable[[ReportContext, Section, Any], None]) -> Renderer:
+        def render(ctx: ReportContext) -> Section:
+            sec, value = Section(fill.__name__.removesuffix("_section"), title), source(ctx)
+            if value is None or getattr(value, "empty", False):
+                sec.add(not_run(*missing))
+            else:
+                fill(ctx, sec, value)
+            return sec
+        return render
+    return wrap
+
+
 @section("data")
-def data_section(ctx: ReportContext) -> Section:
-    sec, train = Section("data", "Data"), ctx.train
-    if train is None:
-        sec.add(not_run("Data ingestion", "no training cache"))
-        return sec
+@needing("Data", lambda ctx: ctx.train, ("Data ingestion", "no training cache"))
+def data_section(ctx: ReportContext, sec: Section, train: Cache) -> None:
     n_test = f", {len(ctx.test)} test images" if ctx.test is not None else ""
     sec.add(paragraph(f"{len(train)} training images{n_test}; {len(train.class_names)} classes; "
                       f"cached at {train.images.shape[1]} px."))
@@ -72,11 +87,10 @@ def data_section(ctx: ReportContext) -> Section:
     sec.figure("image_sizes", ctx.png(F.image_size_figure(sizes)), "Original image sizes.")
     if existing(ctx.paths.folds) is None:
         sec.add(not_run("Fold assignment"))
-        return sec
+        return
     balance = fold_balance(train, read_folds(ctx.paths.folds, train.ids))
     sec.figure("fold_balance", ctx.png(F.fold_balance_figure(balance)),
                "Fold balance: images per fold and class (multilabel-stratified).")
-    return sec
 
 
 def _leaderboard_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -92,11 +106,8 @@ def _leaderboard_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 @section("leaderboard")
-def leaderboard_section(ctx: ReportContext) -> Section:
-    sec, board = Section("leaderboard", "Leaderboard"), ctx.board
-    if board is None:
-        sec.add(not_run("Leaderboard", "no trained grid yet"))
-        return sec
+@needing("Leaderboard", lambda ctx: ctx.board, ("Leaderboard", "no trained grid yet"))
+def leaderboard_section(ctx: ReportContext, sec: Section, board: pd.DataFrame) -> None:
     for task in ctx.tasks:
         rows = board[board["task"] == task].sort_values("rank")
         sec.add(f"<h3>{esc(task)}</h3>")
@@ -108,21 +119,17 @@ def leaderboard_section(ctx: ReportContext) -> Section:
         sec.add(table(_leaderboard_frame(rows), highlight=list(rows["rank"] == best)))
         if task in ctx.selections:
             s = ctx.selections[task]
-            sec.add(paragraph(f"Selected: {s['model']} / {s['loss']} ({s['metric']} "
-                              f"{s['mean']:.4f} ± {s['std']:.4f})."))
+            sec.add(paragraph(f"Selected: {s.model} / {s.loss} ({s.metric} "
+                              f"{s.mean:.4f} ± {s.std:.4f})."))
         if len(trained):
             sec.figure(f"{task}_grid", ctx.png(F.grid_heatmap(board, task)),
                        f"{task}: the model × loss grid, fold mean of the selection metric; the "
                        "best cell is boxed.")
-    return sec
 
 
 @section("training")
-def training_section(ctx: ReportContext) -> Section:
-    sec, history = Section("training", "Training"), ctx.history
-    if history.empty:
-        sec.add(not_run("Training", "no metrics.csv yet"))
-        return sec
+@needing("Training", lambda ctx: ctx.history, ("Training", "no metrics.csv yet"))
+def training_section(ctx: ReportContext, sec: Section, history: pd.DataFrame) -> None:
     for task in sorted(history["task"].unique()):
         if not (history.loc[history["task"] == task, "epoch"] > 0).any():
             continue
@@ -130,7 +137,6 @@ def training_section(ctx: ReportContext) -> Section:
         sec.figure(f"{task}_curves", ctx.png(F.learning_curves(history, task, metric)),
                    f"{task}: learning curves per model × loss, folds overlaid (loss: solid "
                    f"train, dashed validation; right: validation {metric}).")
-    return sec
 
 
 @section("per_class")
@@ -256,11 +262,8 @@ def submission_section(ctx: ReportContext) -> Section:
 
 
 @section("runtime")
-def runtime_section(ctx: ReportContext) -> Section:
-    sec, stages = Section("runtime", "Runtime"), ctx.stages
-    if stages is None:
-        sec.add(not_run("Runtime", "no Snakemake benchmark files"))
-        return sec
+@needing("Runtime", lambda ctx: ctx.stages, ("Runtime", "no Snakemake benchmark files"))
+def runtime_section(ctx: ReportContext, sec: Section, stages: pd.DataFrame) -> None:
     gpu = stages.loc[stages["gpu_stage"], "wall_h"].sum()
     sec.add(paragraph(
         f"{int(stages['jobs'].sum())} benchmarked jobs: {stages['wall_h'].sum():.3f} wall-hours, "
@@ -271,7 +274,6 @@ def runtime_section(ctx: ReportContext) -> Section:
     sec.figure("runtime", ctx.png(F.runtime_figure(stages)),
                "Wall time and peak memory per stage (Snakemake benchmark files); GPU stages "
                "orange.")
-    return sec
 
 
 @section("provenance")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from vocflow import metrics
+from vocflow.artifacts import read_oof
 from vocflow.data.cache import Cache
-from vocflow.errors import DataError
 
 # ----------------------------------------------------------------------------- data
 
@@ -72,17 +72,10 @@ class OofEval:
     confusion: np.ndarray | None = None
 
 
-def _load_oof(path: str | Path) -> dict[str, np.ndarray]:
-    if not Path(path).is_file():
-        raise DataError(f"OOF file {path} is missing; re-run its training cell")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 def classification_oof(cache: Cache, paths: Sequence[str | Path],
                        thresholds: np.ndarray | None = None) -> OofEval:
     """AP and F1 per class over all folds; F1 at ``thresholds`` (C,), default 0.5."""
-    parts = [_load_oof(p) for p in paths]
+    parts = [read_oof(p) for p in paths]
     index = np.concatenate([p["index"] for p in parts]).astype(np.int64)
     probs = np.concatenate([p["probs"] for p in parts]).astype(np.float64)
     labels = cache.labels[index]
@@ -103,7 +96,7 @@ def segmentation_oof(cache: Cache, paths: Sequence[str | Path]) -> OofEval:
     cm = np.zeros((k, k), np.int64)
     index, preds, per_image = [], [], []
     for path in paths:  # fold by fold: (n, K, S, S) probabilities are the bulk of the memory
-        part = _load_oof(path)
+        part = read_oof(path)
         rows = part["index"].astype(np.int64)
         pred = part["probs"].argmax(axis=1).astype(np.uint8)  # uint8 scaled probs: same arg-max
         truth = np.asarray(cache.masks[rows])

@@ -1,5 +1,5 @@
-"""Hand-computed values for the losses beyond test_models_losses.py: class weights and ``wce``,
-the auxiliary-head term, loss parameters (γ, α, clip), and void handling with several classes."""
+"""Every registered loss: finite gradients, void ignored, hand-computed values; class weights
+and ``wce``, the auxiliary-head term, loss parameters (γ, α, clip), several classes with void."""
 
 from __future__ import annotations
 
@@ -10,11 +10,108 @@ import pytest
 import torch
 
 from vocflow.errors import ConfigError, DataError
-from vocflow.losses import build_loss, class_weights, pixel_counts
+from vocflow.losses import (
+    CLASSIFICATION_LOSSES,
+    SEGMENTATION_LOSSES,
+    build_loss,
+    class_weights,
+    pixel_counts,
+)
 
 # Two images of 8 labelled pixels each: A = 6 × class 0 + 2 × class 1, B = 2 × class 0 + 6 ×
 # class 2. Totals n = (8, 2, 6) of 16 -> f = (1/2, 1/8, 3/8).
 PER_IMAGE = np.array([[6, 2, 0], [2, 0, 6]])
+
+
+# Tiny tensors: one intra-op thread (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION_LOSSES.names())
+def test_classification_losses_are_finite_and_differentiable(name: str) -> None:
+    logits = torch.randn(3, 4, requires_grad=True)
+    loss = build_loss("classification", name)(logits, torch.randint(0, 2, (3, 4)).float())
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("name", SEGMENTATION_LOSSES.names())
+def test_segmentation_losses_ignore_void(name: str) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (2, 4, 4))
+    target[:, :2] = 255
+    loss_fn = build_loss("segmentation", name, class_counts=[5, 3, 2])  # only wce takes them
+    loss = loss_fn(logits, target)
+    loss.backward()
+    # Changing logits under void pixels changes nothing.
+    other = logits.detach().clone()
+    other[:, :, :2] = torch.randn(2, 3, 2, 4) * 10
+    assert torch.allclose(loss_fn(other, target), loss.detach(), atol=1e-6)
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad[:, :, :2] == 0).all()
+
+
+def test_bce_hand_computed() -> None:
+    # logits 0 -> p = 0.5 -> -ln 0.5 = ln 2 for either target.
+    loss = build_loss("classification", "bce")(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+    assert loss.item() == pytest.approx(math.log(2))
+
+
+def test_ce_hand_computed_ignores_void() -> None:
+    # Two classes, logits (0, ln 3) -> p = (1/4, 3/4). Pixel 1 is class 1: -ln 0.75;
+    # pixel 2 is void and skipped. Mean over valid pixels = -ln 0.75.
+    logits = torch.tensor([0.0, math.log(3)]).view(1, 2, 1, 1).expand(1, 2, 1, 2).clone()
+    target = torch.tensor([[[1, 255]]])
+    loss = build_loss("segmentation", "ce")(logits, target)
+    assert loss.item() == pytest.approx(-math.log(0.75))
+
+
+def test_dice_hand_computed() -> None:
+    # Probabilities (1/4, 3/4) on both valid pixels; truths 1 and 0; smooth 1.
+    # class 0: inter = 1/4, sum p = 1/2, sum t = 1 -> (0.5 + 1) / (1.5 + 1) = 0.6
+    # class 1: inter = 3/4, sum p = 3/2, sum t = 1 -> (1.5 + 1) / (2.5 + 1) = 5/7
+    logits = torch.tensor([0.0, math.log(3)]).view(1, 2, 1, 1).expand(1, 2, 1, 3).clone()
+    target = torch.tensor([[[1, 0, 255]]])
+    loss = build_loss("segmentation", "dice")(logits, target)
+    assert loss.item() == pytest.approx(1 - (0.6 + 5 / 7) / 2)
+    combined = build_loss("segmentation", "ce_dice", alpha=0.25)(logits, target)
+    ce = (-math.log(0.75) - math.log(0.25)) / 2
+    assert combined.item() == pytest.approx(0.25 * ce + 0.75 * loss.item())
+
+
+def test_unknown_loss_lists_valid_names() -> None:
+    with pytest.raises(ConfigError, match="valid: .*ce_dice"):
+        build_loss("segmentation", "lovasz_typo")
+
+
+def test_focal_classification_hand_computed() -> None:
+    # logits 0 -> p_t = 1/2 for both; (1 - p_t)^2 = 1/4; α_t = 0.25 (positive), 0.75 (negative).
+    # mean = (0.25 + 0.75) / 2 · 1/4 · ln 2 = ln 2 / 8
+    loss = build_loss("classification", "focal")(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+    assert loss.item() == pytest.approx(math.log(2) / 8)
+
+
+def test_asl_hand_computed() -> None:
+    # p = 1/2. Positive (γ+ = 0): log 0.5. Negative: p_m = 0.5 - 0.05 = 0.45, 0.45^4 · log 0.55.
+    loss = build_loss("classification", "asl")(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+    assert loss.item() == pytest.approx(-(math.log(0.5) + 0.45**4 * math.log(0.55)) / 2)
+
+
+def test_focal_segmentation_hand_computed() -> None:
+    # p_t = 3/4 on the valid pixel: (1/4)^2 · -ln(3/4); the void pixel is skipped.
+    logits = torch.tensor([0.0, math.log(3)]).view(1, 2, 1, 1).expand(1, 2, 1, 2).clone()
+    loss = build_loss("segmentation", "focal")(logits, torch.tensor([[[1, 255]]]))
+    assert loss.item() == pytest.approx(-(0.25**2) * math.log(0.75))
+
+
+def test_lovasz_hand_computed() -> None:
+    # Two class-0 pixels with p0 = 3/4 and 1/2: sorted errors (1/2, 1/4); the Jaccard
+    # gradient for two foreground pixels is (1/2, 1/2) -> 1/2·1/2 + 1/4·1/2 = 3/8.
+    # Class 1 is absent from the truth and does not count.
+    logits = torch.tensor([[math.log(3), 0.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 2)
+    loss = build_loss("segmentation", "lovasz")(logits, torch.tensor([[[0, 0]]]))
+    assert loss.item() == pytest.approx(3 / 8)
 
 
 def two_pixel_logits() -> torch.Tensor:

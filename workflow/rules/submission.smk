@@ -9,10 +9,10 @@ rule submission:
         segmentation="results/segmentation/test_predictions.npz",
     output:
         "results/submission.csv",
-    conda:
-        ENV
     log:
         "results/logs/submission.log",
+    conda:
+        ENV
     script:
         "../scripts/submission.py"
 
@@ -23,10 +23,10 @@ rule random_submission:
         test=cache("test"),
     output:
         "results/random_submission.csv",
-    conda:
-        ENV
     log:
         "results/logs/random_submission.log",
+    conda:
+        ENV
     params:
         seed=config["seed"],
     script:
@@ -40,10 +40,10 @@ rule score:
         random="results/random_submission.csv",
     output:
         "results/score.yaml",
-    conda:
-        ENV
     log:
         "results/logs/score.log",
+    conda:
+        ENV
     script:
         "../scripts/score.py"
 
@@ -54,12 +54,9 @@ rule oof_score:
         submission="results/oof_submission.csv",
     output:
         "results/oof_score.yaml",
-    conda:
-        ENV
     log:
         "results/logs/oof_score.log",
+    conda:
+        ENV
     script:
         "../scripts/oof_score.py"
-
-
-EXTRA_TARGETS += ["results/oof_score.yaml"]

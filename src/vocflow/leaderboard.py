@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vocflow.config import BASELINE_MODEL
+from vocflow.artifacts import BASELINE_MODEL, Selection
+from vocflow.atomic import write_csv
 from vocflow.errors import DataError
 from vocflow.evaluation import TASK_METRICS
-from vocflow.io import write_csv, write_yaml
 
 log = logging.getLogger(__name__)
 CELL = ["task", "model", "loss"]
@@ -62,7 +62,7 @@ def write_leaderboard(paths: Iterable[str | Path], monitors: Mapping[str, str],
 
 
 def select_best(board: pd.DataFrame, task: str, cells: Mapping[str, Mapping[str, list[str]]],
-                ) -> dict[str, Any]:
+                ) -> Selection:
     """The top trained cell of ``task`` (the random baseline is never selected).
 
     ``cells`` maps ``"model/loss"`` to that cell's ``checkpoints`` and ``oof`` paths.
@@ -78,11 +78,11 @@ def select_best(board: pd.DataFrame, task: str, cells: Mapping[str, Mapping[str,
         raise DataError(f"selected {task} cell {key} has no checkpoints listed; re-run the grid")
     row = {k: (None if isinstance(v, float) and np.isnan(v) else _plain(v))
            for k, v in top.items()}
-    return {"task": task, "model": str(top["model"]), "loss": str(top["loss"]),
-            "metric": str(top["selection_metric"]), "mean": float(top["score_mean"]),
-            "std": float(top["score_std"]) if pd.notna(top["score_std"]) else 0.0,
-            "checkpoints": list(cells[key]["checkpoints"]), "oof": list(cells[key]["oof"]),
-            "leaderboard_row": row}
+    return Selection(task=task, model=str(top["model"]), loss=str(top["loss"]),
+                     metric=str(top["selection_metric"]), mean=float(top["score_mean"]),
+                     std=float(top["score_std"]) if pd.notna(top["score_std"]) else 0.0,
+                     checkpoints=list(cells[key]["checkpoints"]), oof=list(cells[key]["oof"]),
+                     leaderboard_row=row)
 
 
 def _plain(value: Any) -> Any:
@@ -92,6 +92,6 @@ def _plain(value: Any) -> Any:
 def write_selection(leaderboard_csv: str | Path, task: str,
                     cells: Mapping[str, Mapping[str, list[str]]], out: str | Path) -> None:
     selected = select_best(pd.read_csv(leaderboard_csv), task, cells)
-    write_yaml(out, selected)
-    log.info("selected %s cell %s/%s: %s %.4f ± %.4f", task, selected["model"],
-             selected["loss"], selected["metric"], selected["mean"], selected["std"])
+    selected.write(out)
+    log.info("selected %s: %s %.4f ± %.4f", selected.cell, selected.metric, selected.mean,
+             selected.std)

@@ -1,5 +1,6 @@
-"""The post-processing chain on tiny trained cells, as the workflow runs it (without Snakemake):
-thresholds -> CRF search/tune -> test probabilities -> test shards -> gather, and the ablation."""
+"""Prediction and the post-processing chain on tiny trained cells, as the workflow runs it
+(without Snakemake): thresholds -> CRF search/tune -> test probabilities -> test shards ->
+gather, and the ablation."""
 
 from __future__ import annotations
 
@@ -10,31 +11,24 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import TINY_MODELS, train_tiny, write_selection
 
 from vocflow.ablation import STEPS, ablation_shard, write_ablation
-from vocflow.config import TASKS, TrainSettings
-from vocflow.crf import crf_search_shard, crf_tune
+from vocflow.artifacts import TASKS, Selection, read_masks
+from vocflow.checkpoints import load_checkpoint
+from vocflow.crf_search import crf_search_shard, crf_tune
 from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
 from vocflow.predict import (
     gather_test,
-    load_checkpoint,
     post_test_shard,
     predict_oof_tta,
     predict_probs,
-    read_masks,
     stored_probs,
 )
 from vocflow.submission import score_oof
-from vocflow.thresholds import load_oof, tune_thresholds
-from vocflow.train import train_cell
+from vocflow.thresholds import tune_thresholds
 
-SETTINGS = {
-    "classification": dict(arch="cnn", loss="bce", model_params={"widths": [8, 16], "dense": 16},
-                           epochs=1, batch_size=8, lr=3e-3),
-    "segmentation": dict(arch="unet", loss="ce", model_params={"base_width": 4, "levels": 2},
-                         epochs=1, batch_size=8, lr=3e-3),
-}
 GRIDS = {"classification": [0.0, 1.0, 101], "segmentation": [0.0, 0.99, 100]}
 SEARCH = {"sxy": [30], "srgb": [10, 20], "compat": [5], "iterations": [3]}
 
@@ -46,16 +40,9 @@ def run(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     r = tmp_path_factory.mktemp("post")
     sel, thr, probs, tta = {}, {}, {}, {}
     for task in TASKS:
-        cell = {"task": task, "model": SETTINGS[task]["arch"], "loss": SETTINGS[task]["loss"],
-                "checkpoints": [], "oof": []}
-        for k in (0, 1):
-            paths = [r / task / f"fold{k}" / name for name in ("best.pt", "m.csv", "oof.npz")]
-            settings = TrainSettings(task=task, model=cell["model"], **SETTINGS[task]).to_dict()
-            train_cell(tiny_data["train"], tiny_data["folds"], k, settings, *paths)
-            cell["checkpoints"].append(str(paths[0]))
-            cell["oof"].append(str(paths[2]))
-        sel[task] = r / task / "selected.yaml"
-        sel[task].write_text(yaml.safe_dump(cell))
+        folds = [train_tiny(tiny_data, task, r / task / f"fold{k}", k) for k in (0, 1)]
+        sel[task] = write_selection(r / task / "selected.yaml", task, folds,
+                                    TINY_MODELS[task]["arch"], TINY_MODELS[task]["loss"])
         thr[task] = r / task / "thresholds.yaml"
         tune_thresholds(task, sel[task], tiny_data["train"], GRIDS[task], thr[task],
                         r / task / "curves.csv")
@@ -148,14 +135,14 @@ def test_test_probabilities_and_fold_references(run: dict) -> None:
 
 @pytest.mark.parametrize("task", TASKS)
 def test_oof_tta_uses_each_folds_own_model(tiny_data: dict, run: dict, task: str) -> None:
-    selection = yaml.safe_load(run["sel"][task].read_text())
-    oof = load_oof(selection)
+    selection = Selection.read(run["sel"][task])
+    oof = selection.load_oof()
     tta = np.load(run["tta"][task])
     np.testing.assert_array_equal(tta["index"], oof["index"])
     assert tta["probs"].shape == oof["probs"].shape and tta["probs"].dtype == oof["probs"].dtype
     # Without flips, fold k's model on fold k's images gives back the stored OOF (to one quantum).
     cache = load_cache(tiny_data["train"])
-    for k, ckpt in enumerate(selection["checkpoints"]):
+    for k, ckpt in enumerate(selection.checkpoints):
         model, _ = load_checkpoint(ckpt, torch.device("cpu"))
         rows = oof["index"][oof["fold"] == k]
         again = stored_probs([model], cache.images[rows], task, 8, False, torch.device("cpu"))

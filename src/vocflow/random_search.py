@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
-from vocflow.config import TASKS, TRAIN_KEYS
+from vocflow.artifacts import TASKS
+from vocflow.atomic import write_text
 from vocflow.errors import ConfigError
-from vocflow.io import write_text
+from vocflow.grid import TRAIN_KEYS
+from vocflow.models import build_model
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 
@@ -90,10 +93,6 @@ def sample_space(prefix: str, entry: dict[str, Any], seed: int,
 def check_variant(task: str, name: str, variant: dict[str, Any]) -> None:
     """Build the variant's model once on the meta device (no memory, no weights) so a wrong
     parameter name fails now rather than in a queued job."""
-    import torch
-
-    from vocflow.models import build_model
-
     params = {k: v for k, v in variant.items() if k != "arch" and k not in TRAIN_KEYS}
     params["pretrained"] = False
     try:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from vocflow.cli import main
-from vocflow.config import cell_settings, check_grid
 from vocflow.errors import ConfigError
-from vocflow.models.search import sample_search, sample_space, sample_value, write_search
+from vocflow.grid import cell_settings, check_grid
+from vocflow.random_search import sample_search, sample_space, sample_value, write_search
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {

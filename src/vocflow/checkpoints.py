@@ -1,0 +1,61 @@
+"""``best.pt``: what a training cell keeps of its best epoch, and how later stages rebuild it.
+
+A checkpoint holds plain types and CPU tensors only, so ``torch.load(weights_only=True)`` reads
+it: ``{"state_dict": ..., "meta": {...}}``. ``meta["image_size"]`` is the cache side the model
+was validated against (prediction checks it against the test cache); ``meta["input_size"]`` the
+side the model itself sees. ``meta["model_params"]`` leave out ``pretrained``: the trained
+weights replace the initial ones, so rebuilding never needs the weights cache (the architecture
+does not depend on it, see vocflow.models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vocflow.artifacts import Selection, num_outputs
+from vocflow.errors import DataError
+from vocflow.grid import TrainSettings
+from vocflow.models import build_model
+
+
+def checkpoint_payload(model: nn.Module, s: TrainSettings, class_names: Sequence[str],
+                       cache_size: int, input_size: int, epoch: int, monitor: str,
+                       score: float) -> dict[str, Any]:
+    """The best.pt content of ``model`` after ``epoch``; tensors are cloned to the CPU, so later
+    training cannot change it."""
+    params = {k: v for k, v in s.model_params.items() if k != "pretrained"}
+    meta = {"task": s.task, "model": s.model, "arch": s.arch, "model_params": params,
+            "pretrained": s.model_params.get("pretrained", False),
+            "num_outputs": num_outputs(s.task, len(class_names)),
+            "class_names": list(class_names), "image_size": cache_size,
+            "input_size": input_size, "epoch": epoch, "monitor": monitor, "score": float(score)}
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return {"state_dict": state, "meta": meta}
+
+
+def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a trained model (eval mode, on ``device``) and its meta from ``path``."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    meta = payload["meta"]
+    model = build_model(meta["task"], meta["arch"], meta["num_outputs"], **meta["model_params"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), meta
+
+
+def load_fold_models(selection: Selection, cache_size: int, cache_dir: str | Path,
+                     device: torch.device) -> list[nn.Module]:
+    """The selected cell's fold models, in fold order, checked against the cache's image size."""
+    models = []
+    for path in selection.require_checkpoints():
+        model, meta = load_checkpoint(path, device)
+        if meta["image_size"] != cache_size:
+            raise DataError(f"{path} was trained at {meta['image_size']} px but the cache "
+                            f"{cache_dir} is {cache_size} px; re-run the workflow after "
+                            "changing data.image_size")
+        models.append(model)
+    return models

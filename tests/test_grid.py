@@ -1,0 +1,66 @@
+"""The config's grid: per-cell settings from the shared train block, the task's and the
+variant's overrides; grid names checked early; the schema's train keys are TrainSettings'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vocflow.errors import ConfigError
+from vocflow.grid import TRAIN_KEYS, TrainSettings, cell_settings, check_grid, train_block
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def base_config() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_cell_settings_resolve_variants() -> None:
+    config = base_config()
+    config["variants"]["unet_wide"] = {"arch": "unet", "base_width": 32, "lr": 3e-4}
+    s = cell_settings(config, "segmentation", "unet_wide", "ce_dice")
+    assert s["arch"] == "unet" and s["model_params"] == {"base_width": 32} and s["lr"] == 3e-4
+    assert s["loss_params"] == {"alpha": 0.5}
+    assert cell_settings(config, "classification", "cnn", "bce")["monitor"] == "map"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["classification"]["models"].append("resnet9000"), "unknown model 'resnet9000'"),
+    (lambda c: c["segmentation"]["losses"].append("l2"), "unknown loss 'l2'"),
+    (lambda c: c["segmentation"]["models"].append("random"), "reserved for the baseline"),
+])
+def test_check_grid_errors(edit, message: str) -> None:
+    config = base_config()
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
+        check_grid(config)
+
+
+def test_variants_may_override_recipe_keys() -> None:
+    assert {"freeze_epochs", "lr_head", "image_size", "optimizer", "schedule"} <= TRAIN_KEYS
+    assert not {"task", "seed", "model_params"} & TRAIN_KEYS
+
+
+
+
+def test_task_train_block_overrides_the_shared_one() -> None:
+    config = base_config()
+    config["train"]["batch_size"] = 4
+    config["segmentation"]["train"] = {"epochs": 2}
+    s = cell_settings(config, "segmentation", "unet", "ce_dice")
+    assert (s["batch_size"], s["epochs"]) == (4, 2)
+    assert train_block(config, "classification")["epochs"] == config["classification"]["train"][
+        "epochs"]
+
+
+def test_schema_train_keys_are_the_settings_keys() -> None:
+    """One source of truth: the schema's train block lists exactly TrainSettings' train keys,
+    and the shipped shared block sets every one of them."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert set(schema["definitions"]["train"]["properties"]) == TRAIN_KEYS
+    assert set(base_config()["train"]) == TRAIN_KEYS
+    TrainSettings(task="classification", model="m", arch="cnn", loss="bce",
+                  **base_config()["train"])

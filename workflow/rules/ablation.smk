@@ -1,0 +1,65 @@
+# The ablation on OOF predictions (vocflow.ablation): raw -> +thresholds -> +CRF -> +TTA, and
+# +ensemble from the labelled test split; the final pipeline's OOF predictions as a submission.
+#   oof_tta (per task) -> ablation_shard x post.shards -> ablation
+
+
+rule oof_tta:
+    input:
+        cache=cache("train"),
+        selection="results/{task}/selected.yaml",
+        checkpoints=selected_checkpoints(),
+        oof=selected_oof(),
+    output:
+        "results/{task}/oof_tta.npz",
+    log:
+        "results/logs/oof_tta_{task}.log",
+    benchmark:
+        "results/benchmarks/oof_tta_{task}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["train_threads"]
+    params:
+        batch_size=config["predict"]["batch_size"],
+    script:
+        "../scripts/oof_tta.py"
+
+
+rule ablation_shard:
+    input:
+        **per_task(selection="selected.yaml", tta="oof_tta.npz", thresholds="thresholds.yaml"),
+        cache=cache("train"),
+        oof=selected_oof(*TASKS),
+        crf="results/segmentation/crf.yaml",
+    output:
+        "results/ablation/shard{shard}.npz",
+    log:
+        "results/logs/ablation/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/ablation/shard{shard}.tsv"
+    conda:
+        ENV
+    params:
+        reconcile=POST["reconcile"],
+        tta=config["predict"]["tta"],
+        shards=len(SHARDS),
+    script:
+        "../scripts/ablation_shard.py"
+
+
+rule ablation:
+    input:
+        shards=expand("results/ablation/shard{shard}.npz", shard=SHARDS),
+        cache=cache("train"),
+        crf="results/segmentation/crf.yaml",
+        test="results/test_ensemble.yaml",
+    output:
+        table="results/ablation.csv",
+        oof_submission="results/oof_submission.csv",
+    log:
+        "results/logs/ablation.log",
+    conda:
+        ENV
+    params:
+        tta=config["predict"]["tta"],
+    script:
+        "../scripts/ablation.py"

@@ -1,0 +1,62 @@
+# Test prediction with the selected cells (vocflow.predict, vocflow.postprocess):
+#   predict (ensemble + TTA probabilities per task) -> post_test_shard x post.shards
+#   (thresholds, CRF, reconciliation) -> gather_test (test_predictions.npz per task)
+
+
+rule predict:
+    input:
+        cache=cache("test"),
+        selection="results/{task}/selected.yaml",
+        checkpoints=selected_checkpoints(),
+    output:
+        "results/{task}/test_probs.npz",
+    log:
+        "results/logs/predict_{task}.log",
+    benchmark:
+        "results/benchmarks/predict_{task}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["train_threads"]
+    params:
+        tta=config["predict"]["tta"],
+        batch_size=config["predict"]["batch_size"],
+        per_fold=test_labelled(),
+    script:
+        "../scripts/predict.py"
+
+
+rule post_test_shard:
+    input:
+        **per_task(probs="test_probs.npz", thresholds="thresholds.yaml"),
+        cache=cache("test"),
+        crf="results/segmentation/crf.yaml",
+    output:
+        "results/post/test_shard{shard}.npz",
+    log:
+        "results/logs/post_test/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/post_test/shard{shard}.tsv"
+    conda:
+        ENV
+    params:
+        reconcile=POST["reconcile"],
+        shards=len(SHARDS),
+    script:
+        "../scripts/post_test_shard.py"
+
+
+rule gather_test:
+    input:
+        shards=expand("results/post/test_shard{shard}.npz", shard=SHARDS),
+        cache=cache("test"),
+        classification="results/classification/test_probs.npz",
+    output:
+        classification="results/classification/test_predictions.npz",
+        segmentation="results/segmentation/test_predictions.npz",
+        summary="results/test_ensemble.yaml",
+    log:
+        "results/logs/gather_test.log",
+    conda:
+        ENV
+    script:
+        "../scripts/gather_test.py"
