@@ -89,6 +89,7 @@ def test_nothing_imports_helpers_out_of_train() -> None:
     ("vocflow.data", ("vocflow.models", "vocflow.grid", "vocflow.losses", "vocflow.train")),
     ("vocflow.losses", ("vocflow.models", "vocflow.grid", "vocflow.data")),
     ("vocflow.artifacts", ("torch", "vocflow.data", "vocflow.models", "vocflow.grid")),
+    ("vocflow.catalog", ("torch", "vocflow.models", "vocflow.losses")),
 ])
 def test_layers_know_nothing_above_them(layer: str, forbidden: tuple[str, ...]) -> None:
     for name, path in MODULES.items():

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vocflow.artifacts import BASELINE_MODEL, TASKS
+from vocflow.catalog import loss_names, model_names
 from vocflow.config import from_fields
 from vocflow.errors import ConfigError
-from vocflow.losses import registry_for as loss_registry
-from vocflow.models import registry_for as model_registry
 from vocflow.models.weights import weights_key
 
 
@@ -123,7 +122,7 @@ def check_grid(config: dict[str, Any]) -> None:
     """Fail early on grid names the schema cannot check: reserved and unknown names."""
     variants = config.get("variants") or {}
     for task in TASKS:
-        models, losses = model_registry(task), loss_registry(task)
+        models, losses = model_names(task), loss_names(task)
         for model in config[task]["models"]:
             if model == BASELINE_MODEL:
                 raise ConfigError(f"'{BASELINE_MODEL}' in {task}.models is reserved for the "
@@ -131,11 +130,10 @@ def check_grid(config: dict[str, Any]) -> None:
             arch = (variants.get(model) or {}).get("arch", model)
             if arch not in models:
                 raise ConfigError(f"{task}.models: unknown model '{model}'; valid: "
-                                  f"{models.names()} or a name under 'variants'")
+                                  f"{models} or a name under 'variants'")
         for loss in config[task]["losses"]:
             if resolve_loss(config, loss)[0] not in losses:
-                raise ConfigError(f"{task}.losses: unknown loss '{loss}'; valid: "
-                                  f"{losses.names()}")
+                raise ConfigError(f"{task}.losses: unknown loss '{loss}'; valid: {losses}")
 
 
 def cell_weights(config: dict[str, Any], model: str) -> list[str]:

@@ -61,5 +61,5 @@ class SmallCNN(nn.Module):
 
 
 @CLASSIFIERS.register("cnn")
-def cnn(num_classes: int, **params) -> nn.Module:
+def cnn(num_classes: int, **params) -> SmallCNN:
     return SmallCNN(num_classes, **params)

@@ -50,5 +50,5 @@ class UNet(nn.Module):
 
 
 @SEGMENTERS.register("unet")
-def unet(num_classes: int, **params) -> nn.Module:
+def unet(num_classes: int, **params) -> UNet:
     return UNet(num_classes, **params)
