@@ -1,6 +1,6 @@
 # vocflow: a PASCAL VOC classification + segmentation study as a Snakemake workflow.
 # This file is a table of contents; each stage lives in workflow/rules/, logic in src/vocflow/.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -8,10 +8,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
-include: "workflow/rules/common.smk"  # config -> grid, paths, resources, final targets
+include: "workflow/rules/common.smk"  # config checks -> grid, paths, resources, final targets
 include: "workflow/rules/data.smk"  # raw data -> validated caches -> folds
 include: "workflow/rules/train.smk"  # weights; model × loss × fold cells; baseline
 include: "workflow/rules/select.smk"  # leaderboard -> selected cell per task

@@ -60,7 +60,7 @@ def test_schema_train_keys_are_the_settings_keys() -> None:
     """One source of truth: the schema's train block lists exactly TrainSettings' train keys,
     and the shipped shared block sets every one of them."""
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert set(schema["definitions"]["train"]["properties"]) == TRAIN_KEYS
+    assert set(schema["definitions"]["train_settings"]["properties"]) == TRAIN_KEYS
     assert set(base_config()["train"]) == TRAIN_KEYS
     TrainSettings(task="classification", model="m", arch="cnn", loss="bce",
                   **base_config()["train"])

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from vocflow import metrics
-from vocflow.artifacts import TASKS, Selection, dequantize, load_npz
+from vocflow.artifacts import TASKS, Selection, dequantize, load_npz, read_yaml
 from vocflow.atomic import save_npz, write_csv
 from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
@@ -184,8 +183,7 @@ def write_ablation(shard_npzs: Sequence[str | Path], train_cache_dir: str | Path
                    out_csv: str | Path, oof_submission_csv: str | Path) -> None:
     """Gather the shards into results/ablation.csv and the OOF submission (for oof_score)."""
     parts = [load_npz(path) for path in shard_npzs]
-    crf = yaml.safe_load(Path(crf_yaml).read_text()) or {}
-    test = yaml.safe_load(Path(test_yaml).read_text()) or {}
+    crf, test = read_yaml(crf_yaml), read_yaml(test_yaml)
     num_classes = len(load_cache(train_cache_dir).class_names)
     table = ablation_table(parts, num_classes, crf, test, use_tta)
     write_csv(out_csv, table)

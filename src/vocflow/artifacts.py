@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from vocflow.atomic import save_npz, write_csv, write_yaml
-from vocflow.errors import DataError
+from vocflow.errors import READ_ERRORS, DataError, reading, rebuild
 
 TASKS = ("classification", "segmentation")
 VOID = 255  # mask label of unlabelled pixels: ignored by losses, metrics and thresholds
@@ -48,8 +48,25 @@ def dequantize(probs: np.ndarray, scale: float) -> np.ndarray:
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of an .npz written by a rule (no pickles)."""
-    with np.load(path, allow_pickle=False) as npz:
+    with reading(path, ".npz archive", rebuild(path)), np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file written by a rule; an unreadable file names the command that
+    re-creates it."""
+    with reading(path, "YAML file", rebuild(path), (*READ_ERRORS, yaml.YAMLError)):
+        data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        found = "the file is empty" if data is None else f"it holds a {type(data).__name__}"
+        raise DataError(f"cannot read {path}: {found}, not a YAML mapping; {rebuild(path)}")
+    return data
+
+
+def read_csv(path: str | Path, **options: Any) -> pd.DataFrame:
+    """A csv written by a rule (pandas.read_csv ``options``), guarded like read_yaml."""
+    with reading(path, "csv", rebuild(path)):
+        return pd.read_csv(path, **options)
 
 
 # --------------------------------------------------------------------------- metrics.csv
@@ -113,8 +130,9 @@ class Selection:
 
     @classmethod
     def read(cls, path: str | Path) -> Selection:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls(**data)
+        data = read_yaml(path)
+        with reading(path, "selection", rebuild(path), (TypeError,)):  # missing/unknown keys
+            return cls(**data)
 
     def require_checkpoints(self) -> list[str]:
         """The fold checkpoints, each checked to exist."""

@@ -1,7 +1,9 @@
 """Atomic file writes: a killed job never leaves a file that looks complete.
 
 Each writer writes to a hidden temporary file in the destination's directory and renames it
-into place (``os.replace`` is atomic on POSIX within one file system).
+into place (``os.replace`` is atomic on POSIX within one file system). The file gets the mode
+any new file gets under the user's umask (``mkstemp`` alone makes it private, 0600, and the
+rename keeps that), so colleagues on a shared file system can read the results.
 """
 
 from __future__ import annotations
@@ -18,6 +20,28 @@ import pandas as pd
 import yaml
 
 
+def current_umask() -> int:
+    """The process umask. Linux shows it in /proc/self/status; elsewhere it can only be read by
+    setting it (and back), which races with threads creating files meanwhile."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def new_dir_mode() -> int:
+    """The mode ``mkdir`` gives a new folder: 0o777 less the umask."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
@@ -27,6 +51,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, new_file_mode())  # mkstemp made it 0600
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vocflow.artifacts import Selection, num_outputs
-from vocflow.errors import DataError
+from vocflow.errors import READ_ERRORS, DataError, reading, rebuild
 from vocflow.grid import TrainSettings
 from vocflow.models import build_model
 
@@ -38,12 +38,24 @@ def checkpoint_payload(model: nn.Module, s: TrainSettings, class_names: Sequence
     return {"state_dict": state, "meta": meta}
 
 
+def load_payload(path: str | Path, what: str, fix: str,
+                 device: torch.device | str = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of ``path``; a zero-byte, truncated or garbage file, or
+    one that holds pickled objects, is a DataError naming the file and ``fix``. torch reports a
+    broken zip container as RuntimeError."""
+    with reading(path, what, fix, (*READ_ERRORS, RuntimeError)):
+        return torch.load(path, map_location=device, weights_only=True)
+
+
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model (eval mode, on ``device``) and its meta from ``path``."""
-    payload = torch.load(path, map_location=device, weights_only=True)
-    meta = payload["meta"]
-    model = build_model(meta["task"], meta["arch"], meta["num_outputs"], **meta["model_params"])
-    model.load_state_dict(payload["state_dict"])
+    payload = load_payload(path, "torch checkpoint", rebuild(path), device)
+    # A loadable file that is not a best.pt of this vocflow (other keys, other shapes).
+    with reading(path, "vocflow checkpoint", rebuild(path), (KeyError, TypeError, RuntimeError)):
+        meta = payload["meta"]
+        model = build_model(meta["task"], meta["arch"], meta["num_outputs"],
+                            **meta["model_params"])
+        model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), meta
 
 

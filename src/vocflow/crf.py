@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pydensecrf.densecrf as dcrf
-import yaml
 from pydensecrf.utils import unary_from_softmax
 
-from vocflow.errors import ConfigError, DataError
+from vocflow.artifacts import read_yaml
+from vocflow.errors import ConfigError, DataError, reading, rebuild
 
 SEARCH_KEYS = ("sxy", "srgb", "compat", "iterations")
 FIXED_KEYS = ("gaussian_sxy", "gaussian_compat")
@@ -66,6 +66,7 @@ def param_grid(search: Mapping[str, Any]) -> list[CrfParams]:
 
 def read_crf(path: str | Path) -> tuple[bool, CrfParams | None]:
     """(keep, params) from crf.yaml; params are the best searched ones even when not kept."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path)
     params = data.get("params")
-    return bool(data.get("keep")), CrfParams(**params) if params else None
+    with reading(path, "CRF settings file", rebuild(path), (TypeError, AttributeError)):
+        return bool(data.get("keep")), CrfParams(**params) if params else None

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vocflow import metrics
-from vocflow.artifacts import Selection, class_names_for
+from vocflow.artifacts import Selection, class_names_for, read_csv
 from vocflow.atomic import write_csv, write_yaml
 from vocflow.crf import CrfParams, param_grid
 from vocflow.data.cache import load_cache
@@ -61,7 +61,7 @@ def crf_search_shard(selection_yaml: str | Path, train_cache_dir: str | Path,
 def crf_tune(shard_csvs: Sequence[str | Path], search: Mapping[str, Any], min_gain: float,
              out_yaml: str | Path) -> None:
     """Gather the search shards; keep the best setting only if it beats no CRF by > min_gain."""
-    frames = [pd.read_csv(p) for p in shard_csvs]
+    frames = [read_csv(p) for p in shard_csvs]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if table.empty:
         write_yaml(out_yaml, {"keep": False, "reason": "CRF disabled (post.crf.enabled) or no "

@@ -12,11 +12,13 @@ block (only what differs), then the variant's overrides.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vocflow.artifacts import BASELINE_MODEL, TASKS
-from vocflow.catalog import loss_names, model_names
+from vocflow.catalog import loss_names, model_names, model_params
+from vocflow.catalog import loss_params as catalog_loss_params
 from vocflow.config import from_fields
 from vocflow.errors import ConfigError
 from vocflow.models.weights import weights_key
@@ -119,7 +121,10 @@ def cell_settings(config: dict[str, Any], task: str, model: str, loss: str) -> d
 
 
 def check_grid(config: dict[str, Any]) -> None:
-    """Fail early on grid names the schema cannot check: reserved and unknown names."""
+    """Fail before any job starts on what the schema cannot check: reserved and unknown names,
+    a variant's unknown ``arch``, and the parameters of every variant and loss variant (unknown
+    names, values of the wrong type) against vocflow.catalog. The schema checks the training
+    settings a variant overrides."""
     variants = config.get("variants") or {}
     for task in TASKS:
         models, losses = model_names(task), loss_names(task)
@@ -127,13 +132,79 @@ def check_grid(config: dict[str, Any]) -> None:
             if model == BASELINE_MODEL:
                 raise ConfigError(f"'{BASELINE_MODEL}' in {task}.models is reserved for the "
                                   "baseline (always on the leaderboard); remove it")
-            arch = (variants.get(model) or {}).get("arch", model)
-            if arch not in models:
+            if model in variants:
+                _check_variant(config, task, model)
+            elif model not in models:
                 raise ConfigError(f"{task}.models: unknown model '{model}'; valid: "
                                   f"{models} or a name under 'variants'")
         for loss in config[task]["losses"]:
-            if resolve_loss(config, loss)[0] not in losses:
-                raise ConfigError(f"{task}.losses: unknown loss '{loss}'; valid: {losses}")
+            criterion, params = resolve_loss(config, loss)
+            if criterion not in losses:
+                where = f"loss_params.{loss}.loss" if criterion != loss else f"{task}.losses"
+                raise ConfigError(f"{where}: unknown loss '{criterion}' for {task}; valid: "
+                                  f"{losses}")
+            _check_params(params, catalog_loss_params(task, criterion), f"loss_params.{loss}",
+                          f"{task} loss '{criterion}'")
+    _check_unused(config)
+    grid_weights(config)  # a bad `pretrained:` value, named before any job starts
+
+
+def _check_variant(config: dict[str, Any], task: str, name: str) -> None:
+    arch, params, _ = resolve_model(config, name)
+    if arch not in model_names(task):
+        raise ConfigError(f"variants.{name}.arch: unknown {task} model '{arch}' (variant "
+                          f"'{name}' is in {task}.models); valid: {model_names(task)}")
+    _check_params(params, model_params(task, arch), f"variants.{name}", f"model '{arch}'",
+                  sorted(TRAIN_KEYS))
+
+
+def _check_unused(config: dict[str, Any]) -> None:
+    """Variants and loss variants no task uses yet: their names must exist in some task."""
+    used = {m for task in TASKS for m in config[task]["models"]}
+    for name, variant in (config.get("variants") or {}).items():
+        tasks = [t for t in TASKS if (variant or {}).get("arch") in model_names(t)]
+        if name not in used and not tasks:
+            raise ConfigError(f"variants.{name}.arch: unknown model '{(variant or {}).get('arch')}'"
+                              f"; valid: {sorted({m for t in TASKS for m in model_names(t)})}")
+        if name not in used:
+            _check_variant(config, tasks[0], name)
+    used_losses = {loss for task in TASKS for loss in config[task]["losses"]}
+    for name in sorted(set(config.get("loss_params") or {}) - used_losses):
+        criterion, _ = resolve_loss(config, name)
+        if not any(criterion in loss_names(t) for t in TASKS):
+            raise ConfigError(f"loss_params.{name}: unknown loss '{criterion}'; valid: "
+                              f"{sorted({n for t in TASKS for n in loss_names(t)})}")
+
+
+def _check_params(params: dict[str, Any], accepted: dict[str, Any], where: str, owner: str,
+                  also: list[str] | None = None) -> None:
+    """Every key of ``params`` is a parameter of ``owner`` with a value of its default's type."""
+    for key, value in params.items():
+        if key not in accepted:
+            close = difflib.get_close_matches(key, [*accepted, *(also or [])], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            extra = f", or a training setting: {also}" if also else ""
+            raise ConfigError(f"{where}.{key}: unknown parameter of {owner}{hint}; valid: "
+                              f"{sorted(accepted)}{extra}")
+        # pretrained: true | false | a weights name (checked by grid_weights)
+        wanted = (bool, str) if key == "pretrained" else _KINDS.get(type(accepted[key]))
+        if wanted and not _is_kind(value, wanted):
+            raise ConfigError(f"{where}.{key}: {value!r} is not {_KIND_NAMES[wanted]} (the "
+                              f"default of {owner} is {accepted[key]!r}); fix the config")
+
+
+# Type of a parameter's default -> the types a config value may have (an int where a float is
+# expected is fine; a bool is never a number). A default of None accepts anything.
+_KINDS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float),
+                                        str: (str,), list: (list,)}
+_KIND_NAMES = {(bool,): "true or false", (int,): "an integer", (int, float): "a number",
+               (str,): "a string", (list,): "a list", (bool, str): "true, false or a name"}
+
+
+def _is_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
 
 
 def cell_weights(config: dict[str, Any], model: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vocflow.artifacts import BASELINE_MODEL, Selection
+from vocflow.artifacts import BASELINE_MODEL, Selection, read_csv
 from vocflow.atomic import write_csv
 from vocflow.errors import DataError
 from vocflow.evaluation import TASK_METRICS
@@ -27,7 +27,7 @@ def best_epochs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per (task, model, loss, fold): the epoch whose checkpoint was kept."""
     frames = []
     for path in paths:
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
         if "is_best" not in frame or frame["is_best"].sum() != 1:
             raise DataError(f"{path} has no single is_best row; re-run that training cell")
         frames.append(frame[frame["is_best"] == 1])

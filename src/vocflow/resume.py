@@ -9,7 +9,10 @@ job restarts)::
     best_e{k}.pt    the best epoch's checkpoint payload (written when a new best appears)
 
 ``state.pt`` names its best file, and a best file is deleted only after a state naming a newer
-one is in place, so a kill between any two writes leaves a consistent pair.
+one is in place, so a kill between any two writes leaves a consistent pair. A state that cannot
+be read back (a truncated or foreign file: a full disk, a copy gone wrong) is moved aside to
+``{dir}.corrupt-{time}`` with a warning naming it, and the cell starts afresh: a retry never
+fails on it again.
 
 SLURM sends SIGTERM on preemption, ``scontrol requeue`` and at the time limit, and the signal
 chosen with ``--signal`` some time before it (profiles/slurm asks for SIGTERM 120 s early;
@@ -27,6 +30,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from vocflow.atomic import torch_save
+from vocflow.errors import one_line
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
@@ -94,23 +99,52 @@ class StateStore:
         also removes the parents it leaves empty; None = only ``directory`` itself."""
         self.dir, self.fingerprint = Path(directory), fingerprint
         self.root = Path(root) if root is not None else None
+        self._best: tuple[str, dict[str, Any]] | None = None  # read by load, served by load_best
 
     def load(self, settings: dict[str, Any]) -> dict[str, Any] | None:
-        """The saved state if it belongs to this run; None (and why, in the log) otherwise."""
+        """The saved state if it belongs to this run; None (and why, in the log) otherwise.
+
+        The best file the state names is read here too, so an unreadable one sets the whole
+        state aside before anything of it is used.
+        """
         path = self.dir / STATE_FILE
         if not path.is_file():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a truncated or foreign file: never fatal, start fresh
-            log.warning("starting fresh: cannot read resume state %s (%s)", path, exc)
-            return None
-        if state.get("fingerprint") != self.fingerprint:
-            keys = changed_keys(state.get("settings", {}), settings) or ["data or fold"]
-            log.warning("starting fresh: resume state %s was saved with other settings "
-                        "(changed: %s)", path, ", ".join(keys))
+            state = self._read(path)
+            if state.get("fingerprint") != self.fingerprint:
+                keys = changed_keys(state.get("settings", {}), settings) or ["data or fold"]
+                log.warning("starting fresh: resume state %s was saved with other settings "
+                            "(changed: %s)", path, ", ".join(keys))
+                return None
+            name = state["run"]["best_file"]
+            if name:
+                path = self.dir / name
+                self._best = (name, self._read(path))
+        except Exception as exc:  # whatever is wrong with the files: never fatal, start afresh
+            self.set_aside(path, exc)
             return None
         return state
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict):
+            raise TypeError(f"holds a {type(data).__name__}, not a mapping")
+        return data
+
+    def set_aside(self, path: Path, exc: BaseException) -> None:
+        """Move the state directory out of the way (kept for inspection), naming it."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.dir.with_name(f"{self.dir.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            target, n = self.dir.with_name(f"{self.dir.name}.corrupt-{stamp}-{n}"), n + 1
+        self.dir.rename(target)
+        self._best = None
+        log.warning("cannot read resume file %s (%s): moved the cell's state to %s (delete it "
+                    "when no longer needed); the cell starts afresh", path,
+                    one_line(exc) or type(exc).__name__, target)
 
     def save(self, state: dict[str, Any], best_file: str) -> None:
         """Write ``state`` (which names ``best_file``), then drop every other best file."""
@@ -125,7 +159,9 @@ class StateStore:
         return name
 
     def load_best(self, name: str) -> dict[str, Any]:
-        return torch.load(self.dir / name, map_location="cpu", weights_only=True)
+        if self._best is not None and self._best[0] == name:
+            return self._best[1]
+        return self._read(self.dir / name)
 
     def clear(self) -> None:
         """Remove the state after the cell's outputs are written (see vocflow.train)."""

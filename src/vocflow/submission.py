@@ -6,9 +6,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from vocflow.artifacts import read_masks
+from vocflow.artifacts import load_npz, read_masks
 from vocflow.atomic import write_yaml
 from vocflow.baseline import random_test_predictions
 from vocflow.data.cache import load_cache
@@ -22,7 +20,7 @@ def build_submission(test_cache_dir: str | Path, classification_npz: str | Path,
                      segmentation_npz: str | Path, out_csv: str | Path) -> None:
     """Two rows per test image, in the test csv's order: classification, then segmentation."""
     cache = load_cache(test_cache_dir)
-    cls, seg = np.load(classification_npz), np.load(segmentation_npz)
+    cls, seg = load_npz(classification_npz), load_npz(segmentation_npz)
     for name, npz in (("classification", cls), ("segmentation", seg)):
         if list(npz["ids"]) != list(cache.ids):
             raise DataError(f"{name} predictions do not match the test split {test_cache_dir}; "

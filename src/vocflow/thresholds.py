@@ -26,13 +26,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import yaml
 
 from vocflow import metrics
-from vocflow.artifacts import Selection, class_names_for, dequantize
+from vocflow.artifacts import Selection, class_names_for, dequantize, read_yaml
 from vocflow.atomic import write_csv, write_yaml
 from vocflow.data.cache import load_cache
-from vocflow.errors import ConfigError, DataError
+from vocflow.errors import ConfigError, DataError, reading, rebuild
 from vocflow.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -249,13 +248,14 @@ def write_thresholds(thresholds: np.ndarray, curves: np.ndarray, grid: np.ndarra
 
 def read_thresholds(path: str | Path, names: Sequence[str]) -> np.ndarray:
     """(len(names),) thresholds from thresholds.yaml, in ``names`` order."""
-    table = (yaml.safe_load(Path(path).read_text()) or {}).get("thresholds") or {}
+    table = read_yaml(path).get("thresholds") or {}
     missing = [n for n in names if n not in table]
     if missing:
-        raise DataError(f"{path} has no threshold for {missing[0]}; re-run the thresholds rule")
-    values = np.array([float(table[n]) for n in names], np.float64)
+        raise DataError(f"{path} has no threshold for {missing[0]}; {rebuild(path)}")
+    with reading(path, "thresholds file", rebuild(path), (TypeError, ValueError)):
+        values = np.array([float(table[n]) for n in names], np.float64)
     if ((values < 0) | (values > 1)).any():
-        raise DataError(f"{path} holds thresholds outside [0, 1]; re-run the thresholds rule")
+        raise DataError(f"{path} holds thresholds outside [0, 1]; {rebuild(path)}")
     return values
 
 

@@ -1,13 +1,22 @@
-# Config -> grid lists, target paths, shared resources and every final target of the study.
-# Logic beyond that belongs in src/vocflow/.
+# Config checks -> grid lists, target paths, shared resources and every final target of the
+# study. Logic beyond that belongs in src/vocflow/.
 import re
+
+from snakemake.utils import validate
 
 from vocflow.artifacts import BASELINE_LOSS, BASELINE_MODEL, TASKS, Selection
 from vocflow.attacks.registry import check_attacks
+from vocflow.config import check_config
 from vocflow.grid import check_grid
+from vocflow.logs import user_errors
 
-check_grid(config)
-ATTACK_METHODS = check_attacks(config)  # [] when the config runs no attacks
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+# Every config mistake stops the workflow here, before any job: one line per problem.
+with user_errors():
+    check_config(config, SCHEMA)
+    check_grid(config)
+    ATTACK_METHODS = check_attacks(config)  # [] when the config runs no attacks
+validate(config, SCHEMA)  # Snakemake's own check passes now; it fills schema defaults
 
 DATA = config["data"]
 ROOT = DATA["root"]
@@ -41,7 +50,9 @@ def cell_files(task, name, with_baseline=False):
 def selected(task):
     """The selected cell of ``task``: known once the select checkpoint has run, after which
     Snakemake re-evaluates the rules that depend on it."""
-    return Selection.read(checkpoints.select.get(task=task).output[0])
+    path = checkpoints.select.get(task=task).output[0]
+    with user_errors():  # an unreadable selected.yaml: its one line, no traceback
+        return Selection.read(path)
 
 
 def selected_checkpoints(task=None):

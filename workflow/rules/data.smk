@@ -1,7 +1,7 @@
 # Data: [make_synthetic] -> ingest (validated cache per split) -> folds.
 from pathlib import Path
 
-from vocflow.data.ingest import split_inputs
+from vocflow.data.sources import split_inputs, split_sources
 
 if DATA["format"] == "synthetic":
 
@@ -17,17 +17,23 @@ if DATA["format"] == "synthetic":
         params:
             root=lambda w, output: Path(output.train).parents[1],
             spec=config["synthetic"],
-            class_names=DATA["class_names"],
+            class_names=DATA.get("class_names"),
             seed=config["seed"],
         script:
             "../scripts/make_synthetic.py"
 
 
+def ingest_inputs(w):
+    """The split's csv or list file; a missing one stops the workflow with one line."""
+    with user_errors():
+        return split_inputs(
+            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
+        )
+
+
 rule ingest:
     input:
-        lambda w: split_inputs(
-            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
-        ),
+        ingest_inputs,
     output:
         cache("{split}"),
     log:
@@ -38,6 +44,11 @@ rule ingest:
         ENV
     params:
         data=DATA,
+        # Size and mtime of every raw file the split is read from: a changed file changes this
+        # parameter, and Snakemake re-runs ingest (vocflow.data.sources).
+        sources=lambda w: split_sources(
+            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
+        ),
     script:
         "../scripts/ingest.py"
 

@@ -27,7 +27,7 @@ import pandas as pd
 from vocflow.artifacts import VOID
 from vocflow.atomic import save_npy, write_csv
 from vocflow.data.formats import SplitSource
-from vocflow.errors import ConfigError, DataError
+from vocflow.errors import ConfigError, DataError, reading
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,8 @@ class Cache:
 
 
 def _read_index(path: Path) -> pd.DataFrame:
-    try:
+    with reading(path, "cache index csv", _RERUN):
         frame = pd.read_csv(path, dtype={"Id": str}, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot parse {path}: {' '.join(str(exc).split())}; {_RERUN}") from exc
     if tuple(frame.columns[: len(_META_COLUMNS)]) != _META_COLUMNS or len(frame) == 0:
         raise DataError(f"{path} is not a cache index (columns {list(frame.columns)}); {_RERUN}")
     return frame
@@ -204,23 +202,21 @@ def load_cache(cache_dir: str | Path) -> Cache:
     frame = _read_index(root / "index.csv")
     arrays = {}
     for name in CACHE_FILES[1:]:
-        try:
+        with reading(root / name, "cache array", _RERUN):
             arrays[name] = np.load(root / name, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            msg = " ".join(str(exc).split())
-            raise DataError(f"cannot read {root / name}: {msg}; {_RERUN}") from exc
     class_names = [str(c) for c in frame.columns[len(_META_COLUMNS) :]]
-    cache = Cache(
-        ids=frame["Id"].tolist(),
-        class_names=class_names,
-        labelled=bool(frame["labelled"].to_numpy().all()),
-        labels=frame[class_names].to_numpy(dtype=np.uint8),
-        images=arrays["images.npy"],
-        masks=arrays["masks.npy"],
-        heights=frame["height"].to_numpy(dtype=np.int64),
-        widths=frame["width"].to_numpy(dtype=np.int64),
-        orig_images=arrays["orig_images.npy"],
-        orig_masks=arrays["orig_masks.npy"],
-    )
+    with reading(root / "index.csv", "cache index csv", _RERUN):  # non-numeric columns
+        cache = Cache(
+            ids=frame["Id"].tolist(),
+            class_names=class_names,
+            labelled=bool(frame["labelled"].to_numpy().all()),
+            labels=frame[class_names].to_numpy(dtype=np.uint8),
+            images=arrays["images.npy"],
+            masks=arrays["masks.npy"],
+            heights=frame["height"].to_numpy(dtype=np.int64),
+            widths=frame["width"].to_numpy(dtype=np.int64),
+            orig_images=arrays["orig_images.npy"],
+            orig_masks=arrays["orig_masks.npy"],
+        )
     _check_shapes(cache, root)
     return cache

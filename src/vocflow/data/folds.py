@@ -16,7 +16,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from vocflow.atomic import write_csv
 from vocflow.data.cache import load_cache
-from vocflow.errors import ConfigError, DataError
+from vocflow.errors import ConfigError, DataError, reading, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,13 @@ def folds_for_cache(cache_dir: str | Path, n_folds: int, seed: int, out: str | P
 
 def read_folds(path: str | Path, ids: list[str]) -> np.ndarray:
     """Fold index (N,) aligned with ``ids`` (the cache order); fails if the two disagree."""
-    frame = pd.read_csv(path, dtype={"Id": str})
+    with reading(path, "folds csv", rebuild(path), (KeyError,)):
+        frame = pd.read_csv(path, dtype={"Id": str})
+        folds = frame["fold"].to_numpy(dtype=np.int64)
     if list(frame["Id"]) != list(ids):
         raise DataError(f"{path} does not match the training cache; "
                         "re-run: snakemake --forcerun folds")
-    return frame["fold"].to_numpy()
+    return folds
 
 
 def fold_split(folds_csv: str | Path, ids: list[str], fold: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,33 +26,30 @@ front, before any image is decoded; per-item content is checked by ``SplitSource
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from vocflow.artifacts import VOID
-from vocflow.errors import ConfigError, DataError
+from vocflow.data.sources import DEFAULT_VOC_LISTS
+from vocflow.errors import ConfigError, DataError, reading
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("kaggle", "synthetic", "voc")
 KAGGLE_SPLITS = ("train", "test")
-# VOC 2009 publishes no segmentation truth for its test set, so "val" stands in for it.
-DEFAULT_VOC_LISTS: Mapping[str, str] = MappingProxyType({"train": "train", "test": "val"})
 _ROOT_HINT = "set data.root in config/config.yaml to the dataset directory"
+_REPLACE = "replace the file (raw data: vocflow only reads it)"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _names(items: Sequence[str], limit: int = 3) -> str:
@@ -72,22 +69,30 @@ def _require_file(path: Path, what: str) -> None:
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    try:
+    with reading(path, ".npy array", _REPLACE):
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}; replace the file") from exc
 
 
 def _image_hw(path: Path) -> tuple[int, ...]:
     """(H, W) of an image file without decoding its pixels (npy header / PIL lazy open)."""
-    try:
-        if path.suffix == ".npy":
+    if path.suffix == ".npy":
+        with reading(path, ".npy array", _REPLACE):
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # header only
-            return tuple(int(s) for s in shape[:2])
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}; replace the file") from exc
+        return tuple(int(s) for s in shape[:2])
+    with reading(path, "image", _REPLACE), Image.open(path) as im:
+        return im.height, im.width
+
+
+def _check_size(arr: np.ndarray, path: Path, min_side: int, max_aspect: float) -> None:
+    """Refuse images too small to learn from or too elongated to resize to a square."""
+    h, w = arr.shape[:2]
+    if min(h, w) < min_side:
+        raise DataError(f"{path}: image is {h}x{w} px, below data.min_side = {min_side} px; "
+                        "drop it from the split (its csv row and files) or lower data.min_side")
+    if max(h, w) > max_aspect * min(h, w):
+        raise DataError(f"{path}: image is {h}x{w} px, an aspect ratio of "
+                        f"{max(h, w) / min(h, w):.1f} above data.max_aspect = {max_aspect}; "
+                        "drop it from the split (its csv row and files) or raise data.max_aspect")
 
 
 def _presence(mask: np.ndarray, n_classes: int) -> np.ndarray:
@@ -186,6 +191,8 @@ class SplitSource:
     image_paths: tuple[Path, ...]
     mask_paths: tuple[Path, ...] | None
     strict_labels: bool = True  # False: a label/mask disagreement only logs a warning
+    min_side: int = 1  # images with a shorter side are refused (data.min_side)
+    max_aspect: float = math.inf  # images longer than this times their width are refused
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -208,16 +215,15 @@ class SplitSource:
         return self.labels is not None
 
     def read_image(self, i: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB."""
+        """(H, W, 3) uint8 RGB, at least ``min_side`` px and at most ``max_aspect`` elongated."""
         path = self.image_paths[i]
         if path.suffix == ".npy":
-            return _validate_image(_load_npy(path), path)
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {_one_line(exc)}; replace the file") from exc
-        return _validate_image(arr, path)
+            arr = _validate_image(_load_npy(path), path)
+        else:
+            with reading(path, "image", _REPLACE), Image.open(path) as im:
+                arr = _validate_image(np.asarray(im.convert("RGB")), path)
+        _check_size(arr, path, self.min_side, self.max_aspect)
+        return arr
 
     def read_mask(self, i: int) -> np.ndarray:
         """(H, W) uint8 with values 0..C or 255, same H, W as the image; labels cross-checked."""
@@ -244,27 +250,25 @@ class SplitSource:
         only_label = names[(present == 0) & (self.labels[i] == 1)].tolist()
         msg = (
             f"labels of Id {self.ids[i]} disagree with mask {path}: in mask only {only_mask}, "
-            f"in labels only {only_label}; fix the csv or turn off strict_labels"
+            f"in labels only {only_label}"
         )
         if self.strict_labels:
-            raise DataError(msg)
-        log.warning(msg)
+            raise DataError(f"{msg}; fix the csv or the mask, or set data.strict_labels: false "
+                            "to keep the csv labels with a warning")
+        log.warning("%s; keeping the csv labels (data.strict_labels is false)", msg)
 
 
 def _read_mask_file(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         return _load_npy(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise DataError(
-                    f"{path}: PNG mode {im.mode}, expected a palette ('P') PNG of class indices; "
-                    "use the devkit's SegmentationClass masks"
-                )
-            # No convert(): the palette indices ARE the class ids.
-            return np.asarray(im)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}; replace the file") from exc
+    with reading(path, "PNG mask", _REPLACE), Image.open(path) as im:
+        if im.mode not in ("P", "L"):
+            raise DataError(
+                f"{path}: PNG mode {im.mode}, expected a palette ('P') PNG of class indices; "
+                "use the devkit's SegmentationClass masks"
+            )
+        # No convert(): the palette indices ARE the class ids.
+        return np.asarray(im)
 
 
 # ----------------------------------------------------------------------------- Kaggle layout
@@ -273,10 +277,8 @@ def _read_mask_file(path: Path) -> np.ndarray:
 def _read_csv(path: Path) -> pd.DataFrame:
     """A split csv with a unique, non-empty string ``Id`` column (ids stay strings: '0012')."""
     _require_file(path, "csv")
-    try:
+    with reading(path, "csv", "fix the csv"):
         frame = pd.read_csv(path, dtype={"Id": str}, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot parse {path}: {_one_line(exc)}; fix the csv") from exc
     if "Id" not in frame.columns:
         raise DataError(f"{path} has no 'Id' column (columns: {list(frame.columns)}); add it")
     _check_ids(frame["Id"].tolist(), path)
@@ -320,11 +322,22 @@ def _labels_for(
 
 
 def _check_class_names(found: tuple[str, ...], given: Sequence[str] | None, where: Path) -> None:
-    if given and tuple(given) != found:
-        raise ConfigError(
-            f"class names in {where} {list(found)} differ from the configured class_names "
-            f"{list(given)}; fix data.class_names in config/config.yaml or remove it"
-        )
+    """The configured names, if any, equal the csv header's (order included)."""
+    if not given or tuple(given) == found:
+        return
+    only_csv = [n for n in found if n not in given]
+    only_config = [n for n in given if n not in found]
+    if only_csv or only_config:
+        diff = (f"only in the csv: {_names(only_csv, 5) or 'none'}; only in data.class_names: "
+                f"{_names(only_config, 5) or 'none'}")
+    else:
+        k = next(k for k, (a, b) in enumerate(zip(found, given, strict=True)) if a != b)
+        diff = (f"same names, other order: position {k + 1} is '{found[k]}' in the csv but "
+                f"'{given[k]}' in data.class_names")
+    raise ConfigError(
+        f"data.class_names differs from the class columns of {where} ({diff}); fix "
+        "data.class_names in config/config.yaml or remove it (the csv header names the classes)"
+    )
 
 
 def _unlabelled_class_names(
@@ -336,10 +349,8 @@ def _unlabelled_class_names(
     """
     train_csv = root / "train" / "train_set.csv"
     if train_csv.is_file():
-        try:
+        with reading(train_csv, "csv", "fix the csv"):
             header = pd.read_csv(train_csv, nrows=0).columns
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise DataError(f"cannot parse {train_csv}: {_one_line(exc)}; fix the csv") from exc
         names = tuple(str(c) for c in header if c != "Id")
         _check_class_names(names, given, train_csv)
         return names
@@ -439,7 +450,9 @@ def read_voc_split(
         _require_dir(root / sub, "VOC directory")
     list_path = root / "ImageSets" / "Segmentation" / f"{list_name}.txt"
     _require_file(list_path, "VOC image list")
-    ids = tuple(line.strip() for line in list_path.read_text().splitlines() if line.strip())
+    with reading(list_path, "text list of ids", "fix the list"):
+        text = list_path.read_text()
+    ids = tuple(line.strip() for line in text.splitlines() if line.strip())
     _check_ids(ids, list_path)
     images = tuple(root / "JPEGImages" / f"{i}.jpg" for i in ids)
     masks = tuple(root / "SegmentationClass" / f"{i}.png" for i in ids)
@@ -465,12 +478,30 @@ def read_split(
     labels_root: str | Path | None = None,
     voc_lists: Mapping[str, str] | None = None,
     strict_labels: bool = True,
+    min_side: int = 1,
+    max_aspect: float = math.inf,
 ) -> SplitSource:
     """Dispatch on ``fmt`` ("kaggle", "synthetic" = Kaggle layout, "voc").
 
     For "voc", ``voc_lists`` maps the split name to its ImageSets list (default:
-    ``DEFAULT_VOC_LISTS``, train -> train.txt, test -> val.txt).
+    ``DEFAULT_VOC_LISTS``, train -> train.txt, test -> val.txt). Images with a side below
+    ``min_side`` px or an aspect ratio above ``max_aspect`` are refused when read.
     """
+    source = _read_split(fmt, root, split, class_names=class_names, labels_root=labels_root,
+                         voc_lists=voc_lists, strict_labels=strict_labels)
+    return dataclasses.replace(source, min_side=min_side, max_aspect=max_aspect)
+
+
+def _read_split(
+    fmt: str,
+    root: str | Path,
+    split: str,
+    *,
+    class_names: Sequence[str] | None,
+    labels_root: str | Path | None,
+    voc_lists: Mapping[str, str] | None,
+    strict_labels: bool,
+) -> SplitSource:
     if fmt in ("kaggle", "synthetic"):
         return read_kaggle_split(
             root, split, labels_root, class_names=class_names, strict_labels=strict_labels

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from vocflow.artifacts import VOID
-from vocflow.atomic import write_csv
+from vocflow.atomic import new_dir_mode, write_csv
 from vocflow.errors import ConfigError, DataError
 
 __all__ = ["VOC_CLASSES", "make_synthetic"]
@@ -449,7 +449,7 @@ def _swap_into_place(tmp: Path, root: Path, was_marked: bool) -> None:
 def make_synthetic(
     root: str | Path,
     *,
-    class_names: Sequence[str] = VOC_CLASSES,
+    class_names: Sequence[str] | None = VOC_CLASSES,
     n_train: int = 300,
     n_test: int = 60,
     seed: int = 0,
@@ -457,7 +457,9 @@ def make_synthetic(
     max_side: int = 160,
     max_objects: int = 4,
 ) -> None:
-    """Write a synthetic VOC-like dataset under ``root`` (see the module docstring)."""
+    """Write a synthetic VOC-like dataset under ``root`` (see the module docstring);
+    ``class_names`` None: the 20 VOC classes."""
+    class_names = VOC_CLASSES if class_names is None else class_names
     args = {
         "generator_version": GENERATOR_VERSION,
         "class_names": list(class_names) if not isinstance(class_names, str) else class_names,
@@ -470,6 +472,7 @@ def make_synthetic(
     was_marked = _check_root(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp.chmod(new_dir_mode())  # mkdtemp makes it private; the data is meant to be shared
     try:
         _write_all(tmp, args)
         _swap_into_place(tmp, root, was_marked)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vocflow.atomic import write_text
+from vocflow.atomic import new_dir_mode, write_text
 from vocflow.report.context import ReportContext
 from vocflow.report.html import Section, error_line, page
 from vocflow.report.sections import ORDER, SECTIONS, discussion_sentences
@@ -43,7 +43,7 @@ def write_figures(sections: Sequence[Section], folder: str | Path) -> int:
     dest = Path(folder)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the report is meant to be shared
+    tmp.chmod(new_dir_mode())  # mkdtemp makes it private; the report is meant to be shared
     count = 0
     for sec in sections:
         for fig in sec.figures:
