@@ -72,3 +72,28 @@ def test_read_masks_splits_flat_masks_by_size() -> None:
            "widths": np.array([3, 1])}
     for got, want in zip(read_masks(npz), masks, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("content", "found"), [
+    (b"", "the file is empty"),
+    (b"task: [unclosed", "not a complete YAML file"),
+    (b"- just\n- a list\n", "it holds a list, not a YAML mapping"),
+    (b"task: classification\nmodle: cnn\n", "not a complete selection"),
+])
+def test_broken_selection_names_the_command_that_rebuilds_it(tmp_path: Path, content: bytes,
+                                                             found: str) -> None:
+    path = tmp_path / "selected.yaml"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        Selection.read(path)
+    message = str(info.value)
+    assert found in message and f"snakemake --forcerun {path}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"garbage" * 10])
+def test_broken_npz_names_the_command_that_rebuilds_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "oof.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rf"cannot read {path}: .*snakemake --forcerun {path}"):
+        read_oof(path)

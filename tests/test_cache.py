@@ -122,6 +122,19 @@ def test_missing_cache_file(kaggle: Path, tmp_path: Path, name: str) -> None:
         load_cache(out)
 
 
+@pytest.mark.parametrize("name", CACHE_FILES)
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_broken_cache_file(kaggle: Path, tmp_path: Path, name: str, damage: str) -> None:
+    out = tmp_path / "cache"
+    build_cache(read_kaggle_split(kaggle, "train"), out, SIZE)
+    data = (out / name).read_bytes()
+    (out / name).write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                              "garbage": b"x,y\n\x00\xff,\x01\n" * 40}[damage])
+    with pytest.raises(DataError, match=rf"{name}.*snakemake --forcerun ingest") as info:
+        load_cache(out)
+    assert "\n" not in str(info.value) and "unsafely" not in str(info.value)
+
+
 def test_mixed_cache_files_detected(kaggle: Path, tmp_path: Path) -> None:
     build_cache(read_kaggle_split(kaggle, "train"), tmp_path / "a", SIZE)
     build_cache(read_kaggle_split(kaggle, "test"), tmp_path / "b", SIZE)

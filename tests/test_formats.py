@@ -359,3 +359,98 @@ def test_split_source_is_frozen(kaggle: Path) -> None:
     assert src.labels is not None
     with pytest.raises(ValueError):
         src.labels[0, 0] = 1
+
+
+# ----------------------------------------------------------------------------- broken files
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(("damage", "found"), [
+    (lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
+    (_truncate, "not a complete .npy array"),
+    (lambda p: p.write_bytes(b"\x93NUMPY garbage" * 9), "not a complete .npy array"),
+    (lambda p: p.write_bytes(bytes(range(256))), "no header; vocflow refuses to unpickle"),
+])
+@pytest.mark.parametrize("sub", ["img", "seg"])
+def test_broken_npy_names_the_file(kaggle: Path, damage, found: str, sub: str) -> None:
+    damage(kaggle / f"train/{sub}/train_12.npy")
+    src = read_kaggle_split(kaggle, "train")
+    read = src.read_image if sub == "img" else src.read_mask
+    msg = _expect_error(kaggle, f"train/{sub}/train_12.npy", lambda: read(1))
+    assert found in msg and "replace the file" in msg
+    assert "unsafely" not in msg and "allow_pickle" not in msg  # numpy's advice is not ours
+
+
+def test_pickled_npy_message_gives_no_unsafe_advice(kaggle: Path) -> None:
+    np.save(kaggle / "train/img/train_7.npy", np.array([{"a": 1}], dtype=object))
+    src = read_kaggle_split(kaggle, "train")
+    msg = _expect_error(kaggle, "train_7.npy", lambda: src.read_image(0))
+    assert "refuses to unpickle" in msg and "unsafely" not in msg
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage\x00" * 50])
+def test_empty_or_garbage_csv(kaggle: Path, content: bytes) -> None:
+    (kaggle / "train/train_set.csv").write_bytes(content)
+    msg = _expect_error(kaggle, "train_set.csv", lambda: read_kaggle_split(kaggle, "train"))
+    assert "fix the csv" in msg
+
+
+@pytest.mark.parametrize(("damage", "found"), [
+    (lambda p: p.write_bytes(b""), "the file is empty"),
+    (_truncate, "not a complete image"),
+    (lambda p: p.write_bytes(b"GIF89a not really" * 10), "not a complete image"),
+])
+def test_broken_jpeg(voc: Path, damage, found: str) -> None:
+    damage(voc / "JPEGImages/2009_000002.jpg")
+    src = read_voc_split(voc, "train", "train", VOC_NAMES)
+    msg = _expect_error(voc, "2009_000002.jpg", lambda: src.read_image(1))
+    assert found in msg
+
+
+@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(b""), _truncate])
+def test_broken_png_mask(voc: Path, damage) -> None:
+    damage(voc / "SegmentationClass/2009_000003.png")
+    _expect_error(voc, "2009_000003.png", lambda: read_voc_split(voc, "train", "train", VOC_NAMES))
+
+
+@pytest.mark.parametrize(("shape", "found"), [
+    ((1, 1), "image is 1x1 px, below data.min_side = 16 px"),
+    ((10, 2000), "image is 10x2000 px, below data.min_side"),
+    ((20, 2000), "image is 20x2000 px, an aspect ratio of 100.0 above data.max_aspect = 10"),
+])
+def test_tiny_or_elongated_images_are_refused(kaggle: Path, shape, found: str) -> None:
+    np.save(kaggle / "train/img/train_7.npy", np.zeros((*shape, 3), np.uint8))
+    lenient = read_split("kaggle", kaggle, "train", class_names=None)
+    assert lenient.read_image(0).shape == (*shape, 3)  # the readers' own default: no limit
+    src = read_split("kaggle", kaggle, "train", class_names=None, min_side=16, max_aspect=10)
+    msg = _expect_error(kaggle, "train_7.npy", lambda: src.read_image(0))
+    assert found in msg
+
+
+@pytest.mark.parametrize(("given", "found"), [
+    (("cat", "dog"), "only in the csv: car; only in data.class_names: none"),
+    (("cat", "dog", "bus"), "only in the csv: car; only in data.class_names: bus"),
+    (("cat", "car", "dog"), "position 2 is 'dog' in the csv but 'car' in data.class_names"),
+])
+def test_class_name_mismatch_says_what_differs(kaggle: Path, given, found: str) -> None:
+    msg = _expect_error(kaggle, "train_set.csv",
+                        lambda: read_kaggle_split(kaggle, "train", class_names=given), ConfigError)
+    assert found in msg and "or remove it" in msg
+
+
+def test_lenient_labels_message_does_not_ask_to_turn_it_off(
+        kaggle: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv = kaggle / "train/train_set.csv"
+    frame = pd.read_csv(csv, dtype={"Id": str})
+    frame.loc[0, "cat"] = 1 - frame.loc[0, "cat"]
+    frame.to_csv(csv, index=False)
+    src = read_kaggle_split(kaggle, "train")
+    strict = _expect_error(kaggle, "train_7.npy", lambda: src.read_mask(0))
+    assert "set data.strict_labels: false" in strict
+    with caplog.at_level(logging.WARNING, logger="vocflow.data.formats"):
+        read_kaggle_split(kaggle, "train", strict_labels=False).read_mask(0)
+    assert "strict_labels is false" in caplog.text and "set data.strict_labels" not in caplog.text

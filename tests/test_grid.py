@@ -1,5 +1,6 @@
 """The config's grid: per-cell settings from the shared train block, the task's and the
-variant's overrides; grid names checked early; the schema's train keys are TrainSettings'."""
+variant's overrides; grid names, variants and parameters checked early; the schema's train keys
+are TrainSettings'."""
 
 from __future__ import annotations
 
@@ -31,6 +32,26 @@ def test_cell_settings_resolve_variants() -> None:
     (lambda c: c["classification"]["models"].append("resnet9000"), "unknown model 'resnet9000'"),
     (lambda c: c["segmentation"]["losses"].append("l2"), "unknown loss 'l2'"),
     (lambda c: c["segmentation"]["models"].append("random"), "reserved for the baseline"),
+    # Variants and loss variants: every parameter, before any job starts.
+    (lambda c: c["variants"]["cnn"].update(widthz=[8]),
+     r"variants\.cnn\.widthz: unknown parameter of model 'cnn' \(did you mean 'widths'\?\)"),
+    (lambda c: c["variants"]["cnn"].update(dropout="high"),
+     r"variants\.cnn\.dropout: 'high' is not a number"),
+    (lambda c: c["variants"]["cnn"].update(batch_norm=1), "1 is not true or false"),
+    (lambda c: c["variants"]["cnn"].update(kernel_size=3.5), "3.5 is not an integer"),
+    (lambda c: c["variants"]["unet"].update(arch="unet3d"),
+     r"variants\.unet\.arch: unknown segmentation model 'unet3d'"),
+    (lambda c: c["variants"].update(spare={"arch": "vgg"}),
+     r"variants\.spare\.arch: unknown model"),
+    (lambda c: c["variants"].update(spare={"arch": "cnn", "dense": "big"}),
+     r"variants\.spare\.dense: 'big' is not an integer"),
+    (lambda c: c["loss_params"]["ce_dice"].update(betaa=1),
+     r"loss_params\.ce_dice\.betaa: unknown parameter of segmentation loss 'ce_dice'"),
+    (lambda c: c["loss_params"]["ce_dice"].update(alpha="half"), "'half' is not a number"),
+    (lambda c: (c["loss_params"].update(f3={"loss": "focall"}),
+                c["segmentation"]["losses"].append("f3")),
+     r"loss_params\.f3\.loss: unknown loss 'focall' for segmentation"),
+    (lambda c: c["loss_params"].update(f3={"loss": "focall"}), r"loss_params\.f3: unknown loss"),
 ])
 def test_check_grid_errors(edit, message: str) -> None:
     config = base_config()

@@ -138,15 +138,38 @@ def test_changed_settings_start_fresh(tiny_data: dict, tmp_path: Path,
                                   pd.read_csv(fresh["metrics"]).drop(columns="seconds"))
 
 
-def test_unreadable_state_starts_fresh(tiny_data: dict, tmp_path: Path,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_unreadable_state_is_set_aside_and_starts_fresh(tiny_data: dict, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     state = tmp_path / "cut" / "state"
     state.mkdir(parents=True)
     (state / STATE_FILE).write_bytes(b"not a torch file")
     caplog.set_level(logging.WARNING)
     metrics = pd.read_csv(run(tiny_data, tmp_path / "cut", settings("classification",
                                                                       epochs=1))["metrics"])
-    assert "cannot read resume state" in caplog.text and metrics["resumed_from"].tolist() == [0]
+    assert f"cannot read resume file {state / STATE_FILE}" in caplog.text
+    assert metrics["resumed_from"].tolist() == [0]
+    aside = list((tmp_path / "cut").glob("state.corrupt-*"))
+    assert len(aside) == 1 and (aside[0] / STATE_FILE).read_bytes() == b"not a torch file"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_corrupt_best_file_is_set_aside_and_the_cell_finishes(
+        tiny_data: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    """A truncated best_e1.pt used to fail every retry; now the cell restarts and finishes."""
+    s = settings("classification", epochs=2)
+    with pytest.raises(Crash):
+        run(tiny_data, tmp_path / "cut", s, crash_at(("epoch_end", 1, 0)))
+    best = tmp_path / "cut" / "state" / "best_e1.pt"
+    data = best.read_bytes()
+    best.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"")
+    caplog.set_level(logging.WARNING)
+    paths = run(tiny_data, tmp_path / "cut", s)
+    assert f"cannot read resume file {best}" in caplog.text and "starts afresh" in caplog.text
+    assert pd.read_csv(paths["metrics"])["resumed_from"].tolist() == [0, 0]
+    assert torch.load(paths["checkpoint"], weights_only=True)["meta"]["epoch"] in (1, 2)
+    aside = list((tmp_path / "cut").glob("state.corrupt-*"))
+    assert [p.name for p in sorted(aside[0].iterdir())] == ["best_e1.pt", STATE_FILE]
+    assert not (tmp_path / "cut" / "state").exists()  # the fresh run's state, cleared
 
 
 def test_clear_removes_the_parents_it_empties_up_to_the_root(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, 
     payload = load_payload(path, "torch checkpoint", rebuild(path), device)
     # A loadable file that is not a best.pt of this vocflow (other keys, other shapes).
     with reading(path, "vocflow checkpoint", rebuild(path), (KeyError, TypeError, RuntimeError)):
+        if not isinstance(payload, dict):
+            raise TypeError(f"it holds a {type(payload).__name__}, not a mapping")
         meta = payload["meta"]
         model = build_model(meta["task"], meta["arch"], meta["num_outputs"],
                             **meta["model_params"])

@@ -41,11 +41,11 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
 
 
 def schema_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """Sorted, de-duplicated lines ``config KEY.PATH: what is wrong``."""
+    """De-duplicated lines ``config KEY.PATH: what is wrong``, sorted by key path."""
     validator = jsonschema.Draft202012Validator(schema)
     lines = {line for error in validator.iter_errors(config)
              for line in _lines(error, schema)}
-    return sorted(lines)
+    return sorted(lines, key=lambda line: (line.split(":")[0], line))
 
 
 def _key_path(parts: Iterable[Any]) -> str:

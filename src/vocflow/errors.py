@@ -52,9 +52,16 @@ def why_unreadable(path: str | os.PathLike[str], exc: BaseException, what: str) 
     if size == 0:
         return "the file is empty (0 bytes)"
     text = str(exc)
-    if "pickle" in text.lower() or isinstance(exc, pickle.UnpicklingError):
-        return f"not a plain {what}: loading it would need pickle, which vocflow refuses"
-    detail = one_line(text) or type(exc).__name__
+    # torch (weights_only=True) names the class it would have to import; numpy refuses object
+    # arrays. Both then advise loading "unsafely", which we never pass on.
+    if "Unsupported global" in text or "Object arrays cannot be loaded" in text:
+        return (f"the {what} holds Python objects besides plain arrays, which vocflow refuses "
+                "to unpickle")
+    if "Weights only load failed" in text:  # torch, on bytes that are no checkpoint
+        return f"not a complete {what} ({size} bytes; no torch data)"
+    if "pickled (object) data" in text:  # numpy, on anything without an .npy header
+        return f"not a plain {what} (no header; vocflow refuses to unpickle files)"
+    detail = one_line(text, 120) or type(exc).__name__
     return f"not a complete {what} ({size} bytes; {detail})"
 
 
