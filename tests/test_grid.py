@@ -52,6 +52,8 @@ def test_cell_settings_resolve_variants() -> None:
                 c["segmentation"]["losses"].append("f3")),
      r"loss_params\.f3\.loss: unknown loss 'focall' for segmentation"),
     (lambda c: c["loss_params"].update(f3={"loss": "focall"}), r"loss_params\.f3: unknown loss"),
+    (lambda c: c["loss_params"].update(f3={"loss": "focal", "gama": 2}),
+     r"loss_params\.f3\.gama: unknown parameter of loss 'focal' \(did you mean 'gamma'\?\)"),
 ])
 def test_check_grid_errors(edit, message: str) -> None:
     config = base_config()

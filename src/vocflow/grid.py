@@ -170,10 +170,14 @@ def _check_unused(config: dict[str, Any]) -> None:
             _check_variant(config, tasks[0], name)
     used_losses = {loss for task in TASKS for loss in config[task]["losses"]}
     for name in sorted(set(config.get("loss_params") or {}) - used_losses):
-        criterion, _ = resolve_loss(config, name)
-        if not any(criterion in loss_names(t) for t in TASKS):
+        criterion, params = resolve_loss(config, name)
+        tasks = [t for t in TASKS if criterion in loss_names(t)]
+        if not tasks:
             raise ConfigError(f"loss_params.{name}: unknown loss '{criterion}'; valid: "
                               f"{sorted({n for t in TASKS for n in loss_names(t)})}")
+        # Not in a grid yet: whatever the loss takes in any task that has it.
+        accepted = {k: v for t in tasks for k, v in catalog_loss_params(t, criterion).items()}
+        _check_params(params, accepted, f"loss_params.{name}", f"loss '{criterion}'")
 
 
 def _check_params(params: dict[str, Any], accepted: dict[str, Any], where: str, owner: str,

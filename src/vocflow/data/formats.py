@@ -296,7 +296,7 @@ def _csv_labels(frame: pd.DataFrame, path: Path) -> tuple[tuple[str, ...], np.nd
         bad = ~col.isin([0, 1])
         if bad.any():
             ids = frame.loc[bad, "Id"].tolist()
-            vals = frame.loc[bad, name].astype(str).unique().tolist()
+            vals = [repr(v) for v in frame.loc[bad, name].astype(str).unique()]
             raise DataError(
                 f"{path}: column '{name}' holds values {_names(vals)} (not 0/1) for Ids "
                 f"{_names(ids)}; fix the labels"
