@@ -7,6 +7,7 @@ from snakemake.utils import validate
 from vocflow.artifacts import BASELINE_LOSS, BASELINE_MODEL, TASKS, Selection
 from vocflow.attacks.registry import check_attacks
 from vocflow.config import check_config
+from vocflow.data.sources import split_inputs
 from vocflow.grid import check_grid
 from vocflow.logs import user_errors
 
@@ -45,6 +46,14 @@ def cell_files(task, name, with_baseline=False):
     """``name`` of every fold of every cell of ``task`` (and of the baseline)."""
     pairs = cells(task) + ([(BASELINE_MODEL, BASELINE_LOSS)] if with_baseline else [])
     return [f"results/{task}/{m}/{l}/fold{k}/{name}" for m, l in pairs for k in FOLDS]
+
+
+def ingest_inputs(w):
+    """The split's csv or list file; a missing one stops the workflow with one line."""
+    with user_errors():
+        return split_inputs(
+            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
+        )
 
 
 def selected(task):

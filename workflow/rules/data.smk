@@ -1,7 +1,7 @@
 # Data: [make_synthetic] -> ingest (validated cache per split) -> folds.
 from pathlib import Path
 
-from vocflow.data.sources import split_inputs, split_sources
+from vocflow.data.sources import split_sources
 
 if DATA["format"] == "synthetic":
 
@@ -21,14 +21,6 @@ if DATA["format"] == "synthetic":
             seed=config["seed"],
         script:
             "../scripts/make_synthetic.py"
-
-
-def ingest_inputs(w):
-    """The split's csv or list file; a missing one stops the workflow with one line."""
-    with user_errors():
-        return split_inputs(
-            DATA["format"], ROOT, w.split, DATA.get("test_labels"), DATA.get("voc_lists")
-        )
 
 
 rule ingest:
