@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import copy_workflow, merge_config, run_snakemake, run_snakemake_many
+from helpers import copy_workflow, merge_config, run_snakemake_many
 from PIL import Image
 
 from vocflow.data.cache import load_cache
@@ -419,14 +419,19 @@ def test_a_replaced_raw_npy_reruns_ingest(templates: dict[str, Path], tmp_path: 
     work = tmp_path / "work"
     shutil.copytree(templates["trained"], work, symlinks=True)
     target = INGEST.format("train")
-    dry = run_snakemake(work, "-n", target)
-    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+    def snakemake(*args: str) -> tuple[int, str]:
+        [code] = run_snakemake_many([(work, [*args, target], tmp_path / "out.txt")])
+        return code, (tmp_path / "out.txt").read_text()
+
+    code, text = snakemake("-n")
+    assert code == 0 and "Nothing to be done" in text
     path = work / IMG
     new = np.load(path)[::-1].copy()  # new pixels, same shape and file size
     np.save(path, new)
-    dry = run_snakemake(work, "-n", target)
-    assert "Params have changed since last execution" in dry.stdout + dry.stderr
-    result = run_snakemake(work, "--cores", "1", target)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, text = snakemake("-n")
+    assert code == 0 and "Params have changed since last execution" in text
+    code, text = snakemake("--cores", "1")
+    assert code == 0, text[-3000:]
     cache = load_cache(work / "results/data/train")
     assert np.array_equal(cache.original_image(cache.ids.index("3")), new)
