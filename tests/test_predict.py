@@ -13,6 +13,7 @@ import torch
 import yaml
 from helpers import TINY_MODELS, train_tiny, write_selection
 
+from vocflow import checkpoints
 from vocflow.ablation import STEPS, ablation_shard, write_ablation
 from vocflow.artifacts import TASKS, Selection, read_masks
 from vocflow.checkpoints import load_checkpoint
@@ -158,3 +159,25 @@ def test_missing_checkpoint_names_the_cell(tiny_data: dict, run: dict, tmp_path:
         predict_probs(tiny_data["test"], tmp_path / "sel.yaml", tmp_path / "p.npz")
     with pytest.raises(DataError, match="segmentation/unet/ce has no checkpoint"):
         predict_oof_tta(tiny_data["train"], tmp_path / "sel.yaml", tmp_path / "t.npz")
+
+
+def test_a_variant_is_predicted_at_its_own_image_size(tiny_data: dict, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trained at 48 px on the 32 px cache: test prediction and OOF-TTA must feed it 48 px too
+    # (and hand back probabilities at the cache side), as the attacks do through load_checkpoint.
+    fold = train_tiny(tiny_data, "segmentation", tmp_path / "fold0", 0, image_size=48)
+    sel = write_selection(tmp_path / "selected.yaml", "segmentation", [fold])
+    sides: list[int] = []
+    build = checkpoints.build_model
+
+    def recording(*args: object, **kw: object) -> torch.nn.Module:
+        model = build(*args, **kw)
+        model.register_forward_pre_hook(lambda m, inp: sides.append(inp[0].shape[-1]))
+        return model
+
+    monkeypatch.setattr(checkpoints, "build_model", recording)
+    predict_probs(tiny_data["test"], sel, tmp_path / "p.npz", tta=True)
+    predict_oof_tta(tiny_data["train"], sel, tmp_path / "t.npz")
+    assert sides and set(sides) == {48}
+    assert np.load(tmp_path / "p.npz")["probs"].shape == (8, 21, 32, 32)
+    assert np.load(tmp_path / "t.npz")["probs"].shape[-2:] == (32, 32)

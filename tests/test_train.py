@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -215,3 +216,19 @@ def test_train_cell_outputs_and_determinism(tiny_data: dict, task: str, tmp_path
     assert meta["task"] == task and meta["image_size"] == 32
 
 
+
+
+@pytest.mark.parametrize(("weighting", "expected"), [
+    # Three 2 x 2 masks: [1 1 / 1 1], [0 0 / 0 2], [0 0 / 2 2]; pixel counts n = (5, 4, 3),
+    # f = n / 12; images holding each class m = (2, 1, 2). Weights scaled so Σ f w = 1.
+    ("inverse", [4 / 5, 1.0, 4 / 3]),  # w ∝ 1 / n
+    ("median", [24 / 25, 3 / 5, 8 / 5]),  # w ∝ m / n (frequency among images holding k)
+])
+def test_wce_weighting_reaches_the_loss_from_per_image_counts(weighting: str,
+                                                               expected: list[float]) -> None:
+    masks = np.array([[[1, 1], [1, 1]], [[0, 0], [0, 2]], [[0, 0], [2, 2]]], np.uint8)
+    cache = SimpleNamespace(masks=masks, class_names=["a", "b"])
+    s = TrainSettings(task="segmentation", model="m", arch="unet", loss="wce",
+                      loss_params={"weighting": weighting})
+    loss = train.make_loss(s, cache, np.arange(3))  # type: ignore[arg-type]
+    np.testing.assert_allclose(loss.loss.weight.numpy(), expected, rtol=1e-6)

@@ -18,7 +18,6 @@ of hundreds of cells should not keep an optimiser's moments per cell on disk.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import random
 import time
@@ -44,7 +43,7 @@ from vocflow.data.transforms import build_transform, normalize_batch
 from vocflow.errors import ConfigError
 from vocflow.evaluation import TASK_METRICS, split_scores
 from vocflow.grid import TrainSettings
-from vocflow.losses import build_loss
+from vocflow.losses import build_loss, pixel_counts
 from vocflow.models import backbone_modules, build_model, param_groups
 from vocflow.optim import Phase, build_phase, freeze_epochs, train_mode
 from vocflow.progress import BatchProgress, epochs_bar
@@ -156,11 +155,12 @@ def monitored_metric(s: TrainSettings) -> str:
 
 
 def make_loss(s: TrainSettings, cache: Cache, train_idx: np.ndarray) -> nn.Module:
-    """The cell's loss; segmentation losses that take ``class_counts`` (``wce``) get the
-    training fold's pixel counts, so class weights never see the validation fold."""
+    """The cell's loss. Segmentation losses get the training fold's per-image pixel counts
+    (n, K) — build_loss hands them to the losses that take them (``wce``) — so class weights
+    never see the validation fold, and ``median`` weighting sees which images hold each class."""
     name = s.criterion or s.loss
-    if s.task == "segmentation" and "class_counts" in inspect.signature(build_loss).parameters:
-        counts = cache.class_pixel_counts(train_idx)
+    if s.task == "segmentation":
+        counts = pixel_counts(cache.masks, train_idx, len(cache.class_names) + 1)
         return build_loss(s.task, name, class_counts=counts, **s.loss_params)
     return build_loss(s.task, name, **s.loss_params)
 
@@ -189,7 +189,7 @@ def setup_cell(s: TrainSettings, cache_dir: str | Path, folds_csv: str | Path, f
     idx = fold_split(folds_csv, cache.ids, fold)
     amp = amp_for(s, device)
     model = build_model(s.task, s.arch, num_outputs(s.task, len(cache.class_names)),
-                        **s.model_params)
+                        class_names=cache.class_names, **s.model_params)
     fmt = torch.channels_last if amp.channels_last else torch.preserve_format
     model = model.to(device, memory_format=fmt)
     backbone, head = param_groups(model)

@@ -2,10 +2,13 @@
 
 Contract (what vocflow.train and vocflow.predict rely on):
 
-- ``build_model(task, arch, num_classes, pretrained=False, **params)`` builds registry model
-  ``arch``; ``num_classes`` counts outputs (C for classification, C + 1 with background for
-  segmentation). ``pretrained`` is ``false`` (random init, works everywhere), ``true`` /
-  ``"imagenet"``, ``"coco"`` (torchvision segmentation models) or a weights enum member name;
+- ``build_model(task, arch, num_classes, pretrained=False, class_names=None, **params)`` builds
+  registry model ``arch``; ``num_classes`` counts outputs (C for classification, C + 1 with
+  background for segmentation); ``class_names`` (the C object classes, in label order) reach
+  the constructors that take them: a COCO-pretrained torchvision segmenter keeps its VOC class
+  layers when they are VOC's 20 classes in VOC order. ``pretrained`` is ``false`` (random
+  init, works everywhere), ``true`` / ``"imagenet"``, ``"coco"`` (torchvision segmentation
+  models) or a weights enum member name;
   see vocflow.models.weights. Weights come from the local cache only; a missing file raises
   MissingWeightsError (one line naming the file and the fetch command). The architecture, and
   so the state-dict keys, do not depend on ``pretrained``: a checkpoint is restored by building
@@ -24,7 +27,9 @@ Contract (what vocflow.train and vocflow.predict rely on):
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -34,6 +39,7 @@ from vocflow.models import (  # noqa: F401  (registers the models)
     classification,
     lite,
     segmentation,
+    smp,
     transfer,
     unet,
 )
@@ -46,16 +52,20 @@ log = logging.getLogger(__name__)
 
 
 def build_model(task: str, arch: str, num_classes: int, pretrained: bool | str = False,
-                **params: Any) -> nn.Module:
+                class_names: Sequence[str] | None = None, **params: Any) -> nn.Module:
     """Build ``arch`` for ``task`` (see the module docstring for the contract)."""
     registry = registry_for(task)
-    registry.get(arch)  # an unknown name fails here, before the weights question
-    if "weights" in params:
-        raise ConfigError(f"{arch}: choose weights with 'pretrained', not 'weights'")
+    builder = registry.get(arch)  # an unknown name fails here, before the weights question
+    for supplied in ("weights", "class_names"):
+        if supplied in params:
+            raise ConfigError(f"{arch}: '{supplied}' is not a model parameter; choose weights "
+                              "with 'pretrained'")
     key = weights_key(arch, pretrained)
     if key is None and has_weights(arch):
         log.info("%s: random initialisation (pretrained: false)", arch)
-    extra = {"weights": key} if key is not None else {}
+    extra: dict[str, Any] = {"weights": key} if key is not None else {}
+    if class_names is not None and "class_names" in inspect.signature(builder).parameters:
+        extra["class_names"] = list(class_names)
     return registry.build(arch, num_classes=num_classes, **extra, **params)
 
 
