@@ -232,3 +232,31 @@ def test_wce_weighting_reaches_the_loss_from_per_image_counts(weighting: str,
                       loss_params={"weighting": weighting})
     loss = train.make_loss(s, cache, np.arange(3))  # type: ignore[arg-type]
     np.testing.assert_allclose(loss.loss.weight.numpy(), expected, rtol=1e-6)
+
+
+def test_refit_trains_every_image_for_the_folds_mean_best_epoch(tiny_data: dict,
+                                                                tmp_path: Path) -> None:
+    folds = [train_tiny(tiny_data, "segmentation", tmp_path / f"fold{k}", k, epochs=3)
+             for k in (0, 1)]
+    best = [int(pd.read_csv(f["metrics"]).query("is_best == 1")["epoch"].iloc[0]) for f in folds]
+    s = TrainSettings(task="segmentation", model="unet", arch="unet", loss="ce", epochs=3,
+                      batch_size=8, model_params={"base_width": 4, "levels": 2})
+    out = tmp_path / "refit"
+    train.refit_cell(tiny_data["train"], [f["metrics"] for f in folds], s.to_dict(), 0,
+                     out / "best.pt", out / "metrics.csv")
+    rows = pd.read_csv(out / "metrics.csv")
+    assert len(rows) == max(1, round(sum(best) / 2))
+    assert rows["is_best"].tolist() == [0] * (len(rows) - 1) + [1]  # the last epoch is kept
+    assert (rows["fold"] == -1).all() and not any(c.startswith("val_m") for c in rows)
+    assert {"train_miou", "train_dice", "train_kaggle"} <= set(rows.columns)
+    assert rows["train_miou"].between(0, 1).all()
+    model, meta = load_checkpoint(out / "best.pt", torch.device("cpu"))
+    assert meta["epoch"] == len(rows)
+    assert not (out / "oof.npz").exists()
+
+
+def test_training_set_scores_sit_beside_the_validation_ones(tiny_data: dict,
+                                                            tmp_path: Path) -> None:
+    rows = pd.read_csv(run(tiny_data, tmp_path, epochs=2)["metrics"])
+    for metric in ("map", "f1", "kaggle", "auc"):
+        assert rows[f"train_{metric}"].notna().all() and f"val_{metric}" in rows
