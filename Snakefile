@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"  # config -> grid, paths, resources, final 
 include: "workflow/rules/data.smk"  # raw data -> validated caches -> folds
 include: "workflow/rules/train.smk"  # weights; model × loss × fold cells; baseline
 include: "workflow/rules/select.smk"  # leaderboard -> selected cell per task
+include: "workflow/rules/refit.smk"  # the selected recipe on every training image
 include: "workflow/rules/tune.smk"  # OOF thresholds, DenseCRF search
 include: "workflow/rules/predict.smk"  # test prediction through the post-processing
 include: "workflow/rules/ablation.smk"  # what each post-processing step adds, on OOF

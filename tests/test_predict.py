@@ -14,12 +14,13 @@ import yaml
 from helpers import TINY_MODELS, train_tiny, write_selection
 
 from vocflow import checkpoints
-from vocflow.ablation import STEPS, ablation_shard, write_ablation
+from vocflow.ablation import STEPS, ablation_shard, ensemble_row, refit_row, write_ablation
 from vocflow.artifacts import TASKS, Selection, read_masks
 from vocflow.checkpoints import load_checkpoint
 from vocflow.crf_search import crf_search_shard, crf_tune
 from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
+from vocflow.grid import TrainSettings
 from vocflow.predict import (
     gather_test,
     post_test_shard,
@@ -29,6 +30,7 @@ from vocflow.predict import (
 )
 from vocflow.submission import score_oof
 from vocflow.thresholds import tune_thresholds
+from vocflow.train import refit_cell
 
 GRIDS = {"classification": [0.0, 1.0, 101], "segmentation": [0.0, 0.99, 100]}
 SEARCH = {"sxy": [30], "srgb": [10, 20], "compat": [5], "iterations": [3]}
@@ -87,12 +89,15 @@ def test_ablation_table_has_every_row(run: dict) -> None:
     assert list(table.columns[:4]) == ["task", "step", "kaggle", "miou"]
     assert list(zip(table["task"], table["step"], strict=True)) == [
         (t, s) for t in TASKS for s in STEPS]
-    assert table["kaggle"].between(0, 1).all() and table["notes"].str.len().gt(0).all()
+    scored = table[table["step"] != "+refit"]  # no refit in this run: its row is n/a
+    assert scored["kaggle"].between(0, 1).all() and table["notes"].str.len().gt(0).all()
     assert table[table["task"] == "classification"]["miou"].isna().all()
-    assert table[table["task"] == "segmentation"]["miou"].between(0, 1).all()
+    assert scored[scored["task"] == "segmentation"]["miou"].between(0, 1).all()
     ens = table[table["step"] == "+ensemble"]
     assert (ens["eval_set"] == "test").all() and ens["notes"].str.contains("leaky").all()
-    assert (table[table["step"] != "+ensemble"]["images"] == 40).all()
+    assert (table[table["eval_set"] == "oof"]["images"] == 40).all()
+    refit = table[table["step"] == "+refit"]
+    assert refit["kaggle"].isna().all() and refit["notes"].str.contains("refit is false").all()
 
 
 def test_oof_sanity_scores_the_final_pipeline_through_rle(run: dict) -> None:
@@ -181,3 +186,32 @@ def test_a_variant_is_predicted_at_its_own_image_size(tiny_data: dict, tmp_path:
     assert sides and set(sides) == {48}
     assert np.load(tmp_path / "p.npz")["probs"].shape == (8, 21, 32, 32)
     assert np.load(tmp_path / "t.npz")["probs"].shape[-2:] == (32, 32)
+
+
+def test_refit_models_predict_alone_or_with_the_folds(tiny_data: dict, run: dict,
+                                                      tmp_path: Path) -> None:
+    task = "segmentation"
+    selection = Selection.read(run["sel"][task])
+    refit = tmp_path / "refit"
+    metrics = [Path(p).with_name("metrics.csv") for p in selection.checkpoints]
+    settings = TrainSettings(task=task, model="unet", epochs=1, batch_size=8,
+                             **TINY_MODELS[task]).to_dict()
+    refit_cell(tiny_data["train"], metrics, settings, 0, refit / "best.pt", refit / "m.csv")
+    device = torch.device("cpu")
+    cache = load_cache(tiny_data["test"])
+    folds = [load_checkpoint(p, device)[0] for p in selection.checkpoints]
+    alone = load_checkpoint(refit / "best.pt", device)[0]
+    for with_folds, members in ((False, [alone]), (True, [*folds, alone])):
+        out = tmp_path / f"probs{with_folds}.npz"
+        predict_probs(tiny_data["test"], run["sel"][task], out, per_fold=True,
+                      refit_checkpoints=[refit / "best.pt"], with_folds=with_folds)
+        npz = np.load(out)
+        expected = stored_probs(members, cache.images, task, 16, False, device)
+        assert np.abs(npz["probs"].astype(int) - expected).max() <= 1
+        assert npz["refit_probs"].shape == npz["folds_probs"].shape == npz["probs"].shape
+    summary = run_test_shards(tiny_data, {**run, "probs": {**run["probs"], task: out}}, 2,
+                              tmp_path / "shards")["summary"]
+    test = yaml.safe_load(summary.read_text())
+    row = refit_row(task, test, "with_folds")
+    assert row["miou"] == test["ensemble"][task]["miou"] and "refits alone" in row["notes"]
+    assert ensemble_row(task, test)["miou"] == test["fold_ensemble"][task]["miou"]

@@ -74,8 +74,17 @@ def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, 
 def load_fold_models(selection: Selection, cache_size: int, cache_dir: str | Path,
                      device: torch.device) -> list[nn.Module]:
     """The selected cell's fold models, in fold order, checked against the cache's image size."""
+    return load_models(selection.require_checkpoints(), cache_size, cache_dir, device)
+
+
+def load_models(paths: Sequence[str | Path], cache_size: int, cache_dir: str | Path,
+                device: torch.device) -> list[nn.Module]:
+    """The models of ``paths`` (fold or refit checkpoints), checked against the cache's side."""
     models = []
-    for path in selection.require_checkpoints():
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"checkpoint {path} is missing; re-run the rule that writes it "
+                            "(snakemake --forcerun on that file)")
         model, meta = load_checkpoint(path, device)
         if meta["image_size"] != cache_size:
             raise DataError(f"{path} was trained at {meta['image_size']} px but the cache "

@@ -16,6 +16,14 @@ POST = config["post"]
 SHARDS = list(range(POST["shards"]))
 CRF = POST["crf"]
 ENV = "../envs/vocflow.yaml"
+PREDICT = config["predict"]
+# How test prediction uses refits of the selected recipe (vocflow.ablation.REFIT_MODES).
+REFIT_MODE = (
+    ("with_folds" if PREDICT.get("refit_with_folds", True) else "alone")
+    if PREDICT.get("refit")
+    else "off"
+)
+REFIT_SEEDS = list(range(PREDICT.get("refit_seeds", 1))) if REFIT_MODE != "off" else []
 CACHE_FILES = ["index.csv", "images.npy", "masks.npy", "orig_images.npy", "orig_masks.npy"]
 
 
@@ -52,6 +60,11 @@ def selected_checkpoints(task=None):
 def selected_oof(*tasks):
     """Input function: the OOF files of the selected cells (of ``tasks``, else the job's)."""
     return lambda w: [f for t in (tasks or [w.task]) for f in selected(t).oof]
+
+
+def refit_checkpoints(task=None):
+    """Input function: the refit checkpoints of the selected recipe ([] without refit)."""
+    return lambda w: [f"results/{task or w.task}/refit/seed{s}/best.pt" for s in REFIT_SEEDS]
 
 
 def per_task(**names):
@@ -93,6 +106,7 @@ def final_targets():
     ]
     if test_labelled():
         targets.append("results/score.yaml")
+    targets += expand("results/{task}/refit/seed{seed}/best.pt", task=TASKS, seed=REFIT_SEEDS)
     if ATTACK_METHODS:
         targets += ["results/attacks/summary.csv", "results/attacks/success_vs_eps.png"]
         targets += expand(
@@ -105,4 +119,5 @@ wildcard_constraints:
     task=alternation(TASKS),
     split="train|test",
     fold=r"\d+",
+    seed=r"\d+",
     shard=r"\d+",

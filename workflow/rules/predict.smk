@@ -8,6 +8,7 @@ rule predict:
         cache=cache("test"),
         selection="results/{task}/selected.yaml",
         checkpoints=selected_checkpoints(),
+        refit=refit_checkpoints(),
     output:
         "results/{task}/test_probs.npz",
     log:
@@ -21,6 +22,7 @@ rule predict:
         tta=config["predict"]["tta"],
         batch_size=config["predict"]["batch_size"],
         per_fold=test_labelled(),
+        with_folds=REFIT_MODE != "alone",
     script:
         "../scripts/predict.py"
 
