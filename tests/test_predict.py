@@ -4,6 +4,7 @@ gather, and the ablation."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ import pytest
 import torch
 import yaml
 from helpers import TINY_MODELS, train_tiny, write_selection
+from PIL import Image
 
-from vocflow import checkpoints
+from vocflow import checkpoints, cli
 from vocflow.ablation import STEPS, ablation_shard, ensemble_row, refit_row, write_ablation
 from vocflow.artifacts import TASKS, Selection, read_masks
 from vocflow.checkpoints import load_checkpoint
@@ -58,7 +60,8 @@ def run(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         crf_search_shard(sel["segmentation"], tiny_data["train"], thr["segmentation"], SEARCH, 6,
                          0, 2, s, out)
     crf_tune(search, SEARCH, -1.0, r / "crf.yaml")  # min_gain -1: CRF kept, so it is exercised
-    paths = {"sel": sel, "thr": thr, "probs": probs, "tta": tta, "crf": r / "crf.yaml", "root": r}
+    paths = {"sel": sel, "thr": thr, "probs": probs, "tta": tta, "crf": r / "crf.yaml", "root": r,
+             "test_cache": tiny_data["test"]}
     paths["test"] = run_test_shards(tiny_data, paths, 2, r / "two")
     shards = []
     for s in (0, 1):
@@ -215,3 +218,38 @@ def test_refit_models_predict_alone_or_with_the_folds(tiny_data: dict, run: dict
     row = refit_row(task, test, "with_folds")
     assert row["miou"] == test["ensemble"][task]["miou"] and "refits alone" in row["notes"]
     assert ensemble_row(task, test)["miou"] == test["fold_ensemble"][task]["miou"]
+
+
+def test_vocflow_predict_writes_masks_at_each_images_size(run: dict, tmp_path: Path) -> None:
+    # A finished study's files where `vocflow predict` reads them (the run fixture's models,
+    # thresholds and CRF decision), then three JPEGs of different sizes, a PNG and an .npy.
+    results = tmp_path / "study" / "results"
+    for task in TASKS:
+        (results / task).mkdir(parents=True)
+        predict_probs(run["test_cache"], run["sel"][task], tmp_path / f"{task}.npz", tta=True,
+                      predictor_yaml=results / task / "predictor.yaml")
+        shutil.copy(run["thr"][task], results / task / "thresholds.yaml")
+    shutil.copy(run["crf"], results / "segmentation" / "crf.yaml")
+    rng = np.random.default_rng(0)
+    sizes = {"a.jpg": (50, 70), "b.jpg": (33, 90), "c.jpeg": (120, 41), "d.png": (64, 64)}
+    inputs = []
+    for name, (h, w) in sizes.items():
+        inputs.append(tmp_path / name)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(inputs[-1])
+    inputs.append(tmp_path / "e.npy")
+    np.save(inputs[-1], rng.integers(0, 256, (29, 31, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert cli.main(["predict", *map(str, inputs), "--out", str(out),
+                     "--results", str(results)]) == 0
+    for name, (h, w) in [*sizes.items(), ("e.npy", (29, 31))]:
+        stem = Path(name).stem
+        with Image.open(out / "masks" / f"{stem}.png") as mask:
+            assert mask.mode == "P" and mask.size == (w, h)
+            assert np.asarray(mask).max() <= 20
+        with Image.open(out / "overlays" / f"{stem}.png") as overlay:
+            assert overlay.size == (w, h)
+    labels = pd.read_csv(out / "labels.csv")
+    assert len(labels) == 5 and {"p_aeroplane", "aeroplane"} <= set(labels.columns)
+    assert labels.filter(like="p_").stack().between(0, 1).all()
+    assert cli.main(["predict", str(tmp_path / "nothing.gif"), "--out", str(out),
+                     "--results", str(results)]) == 1  # one line, no traceback

@@ -25,7 +25,7 @@ LAZY_IMPORTS = {
     # each `vocflow` command imports what it runs: `vocflow submit` must not pay for torch
     "vocflow.cli": {"vocflow.data.synthetic", "vocflow.data.formats", "vocflow.rle",
                     "vocflow.random_search", "vocflow.grid", "vocflow.models.weights",
-                    "vocflow.cluster"},
+                    "vocflow.cluster", "vocflow.apply"},
 }
 
 

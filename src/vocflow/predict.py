@@ -65,14 +65,17 @@ def stored_probs(models: list[nn.Module], images: np.ndarray, task: str, batch_s
 def predict_probs(cache_dir: str | Path, selection_yaml: str | Path, out_path: str | Path,
                   batch_size: int = 16, tta: bool = False, threads: int = 1,
                   per_fold: bool = False, refit_checkpoints: Sequence[str | Path] = (),
-                  with_folds: bool = True) -> None:
+                  with_folds: bool = True, predictor_yaml: str | Path | None = None,
+                  reconcile: str = "none") -> None:
     """Ensemble (+ flip TTA) probabilities of a split: ids, probs, scale[, fold_probs (F, ...)].
 
     With ``refit_checkpoints`` the prediction comes from the refit models, alone or (with
     ``with_folds``) averaged with the fold models, every model weighing the same.
     ``per_fold`` adds each fold model's own probabilities, for the ensemble's ablation row, and
     with refits also the fold ensemble's (``folds_probs``) and the refits' alone
-    (``refit_probs``), for the +refit row.
+    (``refit_probs``), for the +refit row. ``predictor_yaml`` records the models and TTA used,
+    and the post-processing's ``reconcile`` mode, so ``vocflow predict`` applies the same
+    pipeline to new images (vocflow.apply).
     """
     set_threads(threads)
     selected, device, cache = Selection.read(selection_yaml), pick_device(), load_cache(cache_dir)
@@ -80,6 +83,12 @@ def predict_probs(cache_dir: str | Path, selection_yaml: str | Path, out_path: s
     refits = load_models(refit_checkpoints, cache.image_size, cache_dir, device)
     models = (folds + refits if with_folds else refits) if refits else folds
     task = selected.task
+    if predictor_yaml is not None:
+        used = ((selected.checkpoints if with_folds else []) + [str(p) for p in refit_checkpoints]
+                if refits else selected.checkpoints)
+        write_yaml(predictor_yaml, {"task": task, "checkpoints": used, "tta": bool(tta),
+                                    "image_size": cache.image_size, "reconcile": reconcile,
+                                    "class_names": list(cache.class_names)})
 
     def probs_of(members: list[nn.Module]) -> np.ndarray:
         return stored_probs(members, cache.images, task, batch_size, tta, device)

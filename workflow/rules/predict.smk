@@ -10,7 +10,9 @@ rule predict:
         checkpoints=selected_checkpoints(),
         refit=refit_checkpoints(),
     output:
-        "results/{task}/test_probs.npz",
+        probs="results/{task}/test_probs.npz",
+        # The models and TTA of this prediction, for `vocflow predict` on new images.
+        predictor="results/{task}/predictor.yaml",
     log:
         "results/logs/predict_{task}.log",
     benchmark:
@@ -23,6 +25,7 @@ rule predict:
         batch_size=config["predict"]["batch_size"],
         per_fold=test_labelled(),
         with_folds=REFIT_MODE != "alone",
+        reconcile=POST["reconcile"],
     script:
         "../scripts/predict.py"
 
