@@ -99,6 +99,7 @@ def final_targets():
             for name in ("selected.yaml", "thresholds.yaml", "threshold_curves.csv")
         ],
         "results/segmentation/crf.yaml",
+        "results/classification/class_report.csv",
         "results/ablation.csv",
         "results/oof_score.yaml",
         "results/submission.csv",
