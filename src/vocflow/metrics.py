@@ -19,7 +19,7 @@ This module is pure numpy; from vocflow it takes only the VOID label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,12 +191,18 @@ def average_precision(scores: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def per_class_average_precision(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """AP of each column, (C,); NaN for columns with no positives. scores, target: (N, C)."""
+def per_column(score: Callable[[np.ndarray, np.ndarray], float], scores: np.ndarray,
+               target: np.ndarray) -> np.ndarray:
+    """``score`` of each column, (C,). scores, target: (N, C)."""
     scores, target = np.asarray(scores), np.asarray(target)
     if scores.shape != target.shape or scores.ndim != 2:
         raise ValueError(f"scores {scores.shape} and target {target.shape} must both be (N, C)")
-    return np.array([average_precision(scores[:, c], target[:, c]) for c in range(scores.shape[1])])
+    return np.array([score(scores[:, c], target[:, c]) for c in range(scores.shape[1])])
+
+
+def per_class_average_precision(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """AP of each column, (C,); NaN for columns with no positives. scores, target: (N, C)."""
+    return per_column(average_precision, scores, target)
 
 
 def mean_average_precision(scores: np.ndarray, target: np.ndarray) -> float:
@@ -232,10 +238,7 @@ def roc_auc(scores: np.ndarray, target: np.ndarray) -> float:
 
 def per_class_roc_auc(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
     """ROC-AUC of each column, (C,); NaN for columns with a single class. scores, target: (N, C)."""
-    scores, target = np.asarray(scores), np.asarray(target)
-    if scores.shape != target.shape or scores.ndim != 2:
-        raise ValueError(f"scores {scores.shape} and target {target.shape} must both be (N, C)")
-    return np.array([roc_auc(scores[:, c], target[:, c]) for c in range(scores.shape[1])])
+    return per_column(roc_auc, scores, target)
 
 
 def macro_roc_auc(scores: np.ndarray, target: np.ndarray) -> float:

