@@ -85,19 +85,25 @@ def probs_at_original(model: torch.nn.Module, cache, i: int) -> torch.Tensor:
     return F.interpolate(p / 2, size=(h, w), mode="bilinear", align_corners=False)[0]
 
 
-def baseline(train_dir: Path, test_dir: Path, budget: float, seed: int) -> tuple[float, dict]:
-    """The hand-written model: train for ``budget`` CPU s, score mIoU on the test split."""
+def baseline(train_dir: Path, test_dir: Path, budget: float, seed: int,
+             arch: str = "lite0_seg", pretrained: bool = True,
+             weighting: str = "inverse") -> tuple[float, dict]:
+    """The hand-written model: train for ``budget`` CPU s, score mIoU on the test split.
+
+    ``arch``/``pretrained``/``weighting`` (inverse: 1 / f; enet: 1 / ln(1.02 + f)) let
+    bench/seg_archs.py train every registry segmenter the same way."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train, test = load_cache(train_dir), load_cache(test_dir)
     k = len(train.class_names) + 1
-    model = build_model("segmentation", "lite0_seg", k, pretrained=True)
+    model = build_model("segmentation", arch, k, pretrained=pretrained)
     model = model.to(memory_format=torch.channels_last)
     counts = np.bincount(np.asarray(train.masks).ravel(), minlength=256)[:k].astype(float)
     freq = counts / counts.sum()
     present = freq > 0
-    inverse = np.where(present, 1 / np.maximum(freq, 1e-12), 0.0) / present.sum()
-    weight = torch.tensor(inverse, dtype=torch.float32)  # 1 / f, mean pixel weight 1
+    raw = 1 / np.log(1.02 + freq) if weighting == "enet" else 1 / np.maximum(freq, 1e-12)
+    raw = np.where(present, raw, 0.0)
+    weight = torch.tensor(raw / (freq * raw).sum(), dtype=torch.float32)  # mean pixel weight 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     augment = build_transform("light", train.image_size)
     start, steps, epochs, done = time.process_time(), 0, 0, False
@@ -115,7 +121,9 @@ def baseline(train_dir: Path, test_dir: Path, budget: float, seed: int) -> tuple
             x = normalize_batch(torch.from_numpy(np.stack([b["image"] for b in batch])), None,
                                 True)
             y = torch.from_numpy(np.stack([b["mask"] for b in batch])).long()
-            loss = F.cross_entropy(model(x), y, weight=weight, ignore_index=255)
+            out = model(x)
+            out = out["out"] if isinstance(out, dict) else out  # torchvision's aux head unused
+            loss = F.cross_entropy(out, y, weight=weight, ignore_index=255)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
