@@ -50,7 +50,8 @@ def run_workflow(work: Path, config: Path, data: Path, seed: int) -> float:
     """Copy the workflow to ``work`` and run it up to the scored test prediction; wall s."""
     for name in ("Snakefile", "workflow", "config", "profiles"):
         src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        if not (work / name).exists():  # a kept folder (--keep) finishes its own run
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     overlay = work / "bench.yaml"
     overlay.write_text(yaml.safe_dump({"seed": seed, "data": {"root": str(data)}}))
     start = time.perf_counter()

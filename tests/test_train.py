@@ -260,3 +260,11 @@ def test_training_set_scores_sit_beside_the_validation_ones(tiny_data: dict,
     rows = pd.read_csv(run(tiny_data, tmp_path, epochs=2)["metrics"])
     for metric in ("map", "f1", "kaggle", "auc"):
         assert rows[f"train_{metric}"].notna().all() and f"val_{metric}" in rows
+
+
+def test_roc_auc_can_pick_the_best_epoch(tiny_data: dict, tmp_path: Path) -> None:
+    rows = pd.read_csv(run(tiny_data, tmp_path, epochs=3, monitor="auc")["metrics"])
+    assert rows.loc[rows["is_best"] == 1, "epoch"].item() == rows.loc[
+        rows["val_auc"].idxmax(), "epoch"]
+    meta = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["meta"]
+    assert meta["monitor"] == "auc" and meta["score"] == pytest.approx(rows["val_auc"].max())
