@@ -202,7 +202,7 @@ def test_camvid_refit_is_trained_used_and_ablated(camvid_run: Path) -> None:
         assert (metrics["fold"] == -1).all() and metrics["is_best"].iloc[-1] == 1
         predictor = yaml.safe_load((r / task / "predictor.yaml").read_text())
         assert f"results/{task}/refit/seed0/best.pt" in predictor["checkpoints"]
-        assert len(predictor["checkpoints"]) == 3  # refit_with_folds: 2 folds + the refit
+        assert len(predictor["checkpoints"]) == 1  # refit_with_folds: false, the refit alone
         assert (r / "benchmarks/refit" / task / "seed0.tsv").is_file()
     ablation = pd.read_csv(r / "ablation.csv").set_index(["task", "step"])
     for task in TASKS:
