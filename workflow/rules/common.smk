@@ -62,6 +62,13 @@ def selected_oof(*tasks):
     return lambda w: [f for t in (tasks or [w.task]) for f in selected(t).oof]
 
 
+def selected_metrics(w):
+    """Input function: the metrics.csv of every fold of the job's selected cell (their best
+    epochs set a refit's epoch count)."""
+    sel = selected(w.task)
+    return [f"results/{w.task}/{sel.model}/{sel.loss}/fold{k}/metrics.csv" for k in FOLDS]
+
+
 def refit_checkpoints(task=None):
     """Input function: the refit checkpoints of the selected recipe ([] without refit)."""
     return lambda w: [f"results/{task or w.task}/refit/seed{s}/best.pt" for s in REFIT_SEEDS]

@@ -1,13 +1,6 @@
 # Refit (predict.refit): the selected cell's recipe trained once more on every training image,
 # for the epoch count its folds chose, one job per seed; test prediction then uses it.
 #   select -> refit x predict.refit_seeds -> predict
-from pathlib import Path
-
-
-def selected_metrics(w):
-    """The metrics.csv of every fold of the selected cell (their best epochs set the count)."""
-    return [str(Path(p).with_name("metrics.csv")) for p in selected(w.task).checkpoints]
-
 
 if REFIT_SEEDS:
 
