@@ -12,7 +12,9 @@ include: "workflow/rules/common.smk"  # config checks -> grid, paths, resources,
 include: "workflow/rules/data.smk"  # raw data -> validated caches -> folds
 include: "workflow/rules/train.smk"  # weights; model × loss × fold cells; baseline
 include: "workflow/rules/select.smk"  # leaderboard -> selected cell per task
+include: "workflow/rules/refit.smk"  # the selected recipe on every training image
 include: "workflow/rules/tune.smk"  # OOF thresholds, DenseCRF search
+include: "workflow/rules/class_report.smk"  # per-class precision/recall/F1/ROC-AUC table
 include: "workflow/rules/predict.smk"  # test prediction through the post-processing
 include: "workflow/rules/ablation.smk"  # what each post-processing step adds, on OOF
 include: "workflow/rules/submission.smk"  # Kaggle submission and scores

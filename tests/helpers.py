@@ -70,11 +70,13 @@ def copy_workflow(dest: Path, *overlays: str) -> Path:
 
 
 def merge_config(workdir: Path, *overlays: str) -> Path:
-    """Merge .test/config/{overlay}.yaml files over ``workdir``'s config/config.yaml."""
+    """Merge .test/config/{overlay}.yaml files over ``workdir``'s config/config.yaml; an
+    overlay named ``config/NAME`` is the shipped config/NAME.yaml (e.g. config/camvid)."""
     path = workdir / "config/config.yaml"
     config = yaml.safe_load(path.read_text())
     for name in overlays:
-        update_config(config, yaml.safe_load((TEST_CONFIG / f"{name}.yaml").read_text()))
+        file = REPO / f"{name}.yaml" if name.startswith("config/") else TEST_CONFIG / f"{name}.yaml"
+        update_config(config, yaml.safe_load(file.read_text()))
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
 

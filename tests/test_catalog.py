@@ -12,7 +12,7 @@ from vocflow.artifacts import TASKS
 from vocflow.errors import ConfigError
 
 # Constructor arguments the workflow supplies itself, never the config.
-SUPPLIED = {"num_classes", "weights", "class_counts"}
+SUPPLIED = {"num_classes", "weights", "class_counts", "class_names"}
 
 
 def constructor_params(builder) -> dict[str, object]:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vocflow import metrics as M
 
@@ -239,3 +239,41 @@ def test_kaggle_classification_dice_and_score():
                       lambda a, b: M.kaggle_segmentation_dice(a, b, 3)]]
     # rows: a_cls 0.5, a_seg 2/3, b_cls 1 (empty/empty), b_seg 1 (empty/empty)
     np.testing.assert_allclose(rows, [0.5, 2 / 3, 1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------------
+# ROC-AUC
+# ------------------------------------------------------------------------------------------
+
+
+def test_roc_auc_hand_value():
+    # Positives score 0.8 and 0.4, negatives 0.6 and 0.2: of the 4 (pos, neg) pairs, 3 are
+    # ordered correctly -> 3/4.
+    assert M.roc_auc(np.array([0.8, 0.6, 0.4, 0.2]), np.array([1, 0, 1, 0])) == 0.75
+
+
+def test_roc_auc_ties_count_half():
+    # One positive and one negative with the same score: 1/2.
+    assert M.roc_auc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
+
+
+def test_roc_auc_single_class_is_nan():
+    assert math.isnan(M.roc_auc(np.array([0.1, 0.9]), np.array([1, 1])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_auc_matches_sklearn_per_class_and_macro(seed):
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 2, size=(40, 5))
+    target[0], target[1] = 0, 1  # every column has both classes
+    scores = np.round(rng.random((40, 5)) + 0.3 * target, 1)  # rounded: many ties
+    expected = [roc_auc_score(target[:, c], scores[:, c]) for c in range(5)]
+    np.testing.assert_allclose(M.per_class_roc_auc(scores, target), expected, rtol=1e-12)
+    assert M.macro_roc_auc(scores, target) == pytest.approx(
+        roc_auc_score(target, scores, average="macro"), rel=1e-12)
+
+
+def test_macro_roc_auc_skips_single_class_columns():
+    scores = np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.8]])
+    target = np.array([[1, 0], [0, 0], [1, 0]])  # column 1 has no positive
+    assert M.macro_roc_auc(scores, target) == 1.0

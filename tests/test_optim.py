@@ -34,10 +34,12 @@ def lrs(schedule: str, metrics: list[float], **kw: Any) -> list[float]:
     ("poly", [1.0, 0.75**2, 0.5**2, 0.25**2]),
     # metric 0.5 then stalls: patience 1 -> halved after the 2nd stalled epoch
     ("plateau", [1.0, 1.0, 1.0, 0.5]),
+    ("exponential", [1.0, 0.8, 0.64, 0.512]),  # lr · gamma ** epoch, gamma 0.8
 ])
 def test_schedules_by_hand(schedule: str, expected: list[float]) -> None:
-    assert set(SCHEDULES.names()) == {"constant", "cosine", "poly", "plateau"}
-    got = lrs(schedule, [0.5, 0.5, 0.5, 0.5], poly_power=2.0, lr_patience=1, lr_factor=0.5)
+    assert set(SCHEDULES.names()) == {"constant", "cosine", "poly", "plateau", "exponential"}
+    got = lrs(schedule, [0.5, 0.5, 0.5, 0.5], poly_power=2.0, lr_patience=1, lr_factor=0.5,
+              lr_gamma=0.8)
     assert got == pytest.approx(expected)
 
 
@@ -61,3 +63,20 @@ def test_unknown_optimizer_lists_valid_names() -> None:
     s = TrainSettings(**{**BASE, "optimizer": "adam9"})
     with pytest.raises(ConfigError, match="unknown optimizer 'adam9'; valid: adamw, sgd"):
         build_phase(2, s, [], [nn.Parameter(torch.zeros(1))], [])
+
+
+def test_unfreeze_blocks_trains_only_the_last_blocks_after_the_frozen_phase() -> None:
+    blocks = [nn.BatchNorm1d(2) for _ in range(4)]
+    backbone = [p for b in blocks for p in b.parameters()]
+    head = [nn.Parameter(torch.zeros(1))]
+    s = TrainSettings(**{**BASE, "freeze_epochs": 1, "unfreeze_blocks": 1})
+    frozen = build_phase(1, s, backbone, head, blocks, blocks)
+    assert not any(p.requires_grad for p in backbone) and frozen.frozen == blocks
+    phase = build_phase(2, s, backbone, head, blocks, blocks)
+    moving = [p.requires_grad for b in blocks for p in b.parameters()]
+    assert moving == [False] * 6 + [True] * 2  # weight and bias of the last block only
+    assert phase.frozen == blocks[:3]  # kept in eval mode: their statistics stay
+    assert [len(g["params"]) for g in phase.optimizer.param_groups] == [2, 1]
+    everything = build_phase(2, TrainSettings(**{**BASE, "freeze_epochs": 1}), backbone, head,
+                             blocks, blocks)
+    assert all(p.requires_grad for p in backbone) and everything.frozen == []

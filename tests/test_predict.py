@@ -4,6 +4,7 @@ gather, and the ablation."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,16 @@ import pytest
 import torch
 import yaml
 from helpers import TINY_MODELS, train_tiny, write_selection
+from PIL import Image
 
-from vocflow.ablation import STEPS, ablation_shard, write_ablation
+from vocflow import checkpoints, cli
+from vocflow.ablation import STEPS, ablation_shard, ensemble_row, refit_row, write_ablation
 from vocflow.artifacts import TASKS, Selection, read_masks
 from vocflow.checkpoints import load_checkpoint
 from vocflow.crf_search import crf_search_shard, crf_tune
 from vocflow.data.cache import load_cache
 from vocflow.errors import DataError
+from vocflow.grid import TrainSettings
 from vocflow.predict import (
     gather_test,
     post_test_shard,
@@ -28,6 +32,7 @@ from vocflow.predict import (
 )
 from vocflow.submission import score_oof
 from vocflow.thresholds import tune_thresholds
+from vocflow.train import refit_cell
 
 GRIDS = {"classification": [0.0, 1.0, 101], "segmentation": [0.0, 0.99, 100]}
 SEARCH = {"sxy": [30], "srgb": [10, 20], "compat": [5], "iterations": [3]}
@@ -55,7 +60,8 @@ def run(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         crf_search_shard(sel["segmentation"], tiny_data["train"], thr["segmentation"], SEARCH, 6,
                          0, 2, s, out)
     crf_tune(search, SEARCH, -1.0, r / "crf.yaml")  # min_gain -1: CRF kept, so it is exercised
-    paths = {"sel": sel, "thr": thr, "probs": probs, "tta": tta, "crf": r / "crf.yaml", "root": r}
+    paths = {"sel": sel, "thr": thr, "probs": probs, "tta": tta, "crf": r / "crf.yaml", "root": r,
+             "test_cache": tiny_data["test"]}
     paths["test"] = run_test_shards(tiny_data, paths, 2, r / "two")
     shards = []
     for s in (0, 1):
@@ -86,12 +92,15 @@ def test_ablation_table_has_every_row(run: dict) -> None:
     assert list(table.columns[:4]) == ["task", "step", "kaggle", "miou"]
     assert list(zip(table["task"], table["step"], strict=True)) == [
         (t, s) for t in TASKS for s in STEPS]
-    assert table["kaggle"].between(0, 1).all() and table["notes"].str.len().gt(0).all()
+    scored = table[table["step"] != "+refit"]  # no refit in this run: its row is n/a
+    assert scored["kaggle"].between(0, 1).all() and table["notes"].str.len().gt(0).all()
     assert table[table["task"] == "classification"]["miou"].isna().all()
-    assert table[table["task"] == "segmentation"]["miou"].between(0, 1).all()
+    assert scored[scored["task"] == "segmentation"]["miou"].between(0, 1).all()
     ens = table[table["step"] == "+ensemble"]
     assert (ens["eval_set"] == "test").all() and ens["notes"].str.contains("leaky").all()
-    assert (table[table["step"] != "+ensemble"]["images"] == 40).all()
+    assert (table[table["eval_set"] == "oof"]["images"] == 40).all()
+    refit = table[table["step"] == "+refit"]
+    assert refit["kaggle"].isna().all() and refit["notes"].str.contains("refit is false").all()
 
 
 def test_oof_sanity_scores_the_final_pipeline_through_rle(run: dict) -> None:
@@ -158,3 +167,89 @@ def test_missing_checkpoint_names_the_cell(tiny_data: dict, run: dict, tmp_path:
         predict_probs(tiny_data["test"], tmp_path / "sel.yaml", tmp_path / "p.npz")
     with pytest.raises(DataError, match="segmentation/unet/ce has no checkpoint"):
         predict_oof_tta(tiny_data["train"], tmp_path / "sel.yaml", tmp_path / "t.npz")
+
+
+def test_a_variant_is_predicted_at_its_own_image_size(tiny_data: dict, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trained at 48 px on the 32 px cache: test prediction and OOF-TTA must feed it 48 px too
+    # (and hand back probabilities at the cache side), as the attacks do through load_checkpoint.
+    fold = train_tiny(tiny_data, "segmentation", tmp_path / "fold0", 0, image_size=48)
+    sel = write_selection(tmp_path / "selected.yaml", "segmentation", [fold])
+    sides: list[int] = []
+    build = checkpoints.build_model
+
+    def recording(*args: object, **kw: object) -> torch.nn.Module:
+        model = build(*args, **kw)
+        model.register_forward_pre_hook(lambda m, inp: sides.append(inp[0].shape[-1]))
+        return model
+
+    monkeypatch.setattr(checkpoints, "build_model", recording)
+    predict_probs(tiny_data["test"], sel, tmp_path / "p.npz", tta=True)
+    predict_oof_tta(tiny_data["train"], sel, tmp_path / "t.npz")
+    assert sides and set(sides) == {48}
+    assert np.load(tmp_path / "p.npz")["probs"].shape == (8, 21, 32, 32)
+    assert np.load(tmp_path / "t.npz")["probs"].shape[-2:] == (32, 32)
+
+
+def test_refit_models_predict_alone_or_with_the_folds(tiny_data: dict, run: dict,
+                                                      tmp_path: Path) -> None:
+    task = "segmentation"
+    selection = Selection.read(run["sel"][task])
+    refit = tmp_path / "refit"
+    metrics = [Path(p).with_name("metrics.csv") for p in selection.checkpoints]
+    settings = TrainSettings(task=task, model="unet", epochs=1, batch_size=8,
+                             **TINY_MODELS[task]).to_dict()
+    refit_cell(tiny_data["train"], metrics, settings, 0, refit / "best.pt", refit / "m.csv")
+    device = torch.device("cpu")
+    cache = load_cache(tiny_data["test"])
+    folds = [load_checkpoint(p, device)[0] for p in selection.checkpoints]
+    alone = load_checkpoint(refit / "best.pt", device)[0]
+    for with_folds, members in ((False, [alone]), (True, [*folds, alone])):
+        out = tmp_path / f"probs{with_folds}.npz"
+        predict_probs(tiny_data["test"], run["sel"][task], out, per_fold=True,
+                      refit_checkpoints=[refit / "best.pt"], with_folds=with_folds)
+        npz = np.load(out)
+        expected = stored_probs(members, cache.images, task, 16, False, device)
+        assert np.abs(npz["probs"].astype(int) - expected).max() <= 1
+        assert npz["refit_probs"].shape == npz["folds_probs"].shape == npz["probs"].shape
+    summary = run_test_shards(tiny_data, {**run, "probs": {**run["probs"], task: out}}, 2,
+                              tmp_path / "shards")["summary"]
+    test = yaml.safe_load(summary.read_text())
+    row = refit_row(task, test, "with_folds")
+    assert row["miou"] == test["ensemble"][task]["miou"] and "refits alone" in row["notes"]
+    assert ensemble_row(task, test)["miou"] == test["fold_ensemble"][task]["miou"]
+
+
+def test_vocflow_predict_writes_masks_at_each_images_size(run: dict, tmp_path: Path) -> None:
+    # A finished study's files where `vocflow predict` reads them (the run fixture's models,
+    # thresholds and CRF decision), then three JPEGs of different sizes, a PNG and an .npy.
+    results = tmp_path / "study" / "results"
+    for task in TASKS:
+        (results / task).mkdir(parents=True)
+        predict_probs(run["test_cache"], run["sel"][task], tmp_path / f"{task}.npz", tta=True,
+                      predictor_yaml=results / task / "predictor.yaml")
+        shutil.copy(run["thr"][task], results / task / "thresholds.yaml")
+    shutil.copy(run["crf"], results / "segmentation" / "crf.yaml")
+    rng = np.random.default_rng(0)
+    sizes = {"a.jpg": (50, 70), "b.jpg": (33, 90), "c.jpeg": (120, 41), "d.png": (64, 64)}
+    inputs = []
+    for name, (h, w) in sizes.items():
+        inputs.append(tmp_path / name)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(inputs[-1])
+    inputs.append(tmp_path / "e.npy")
+    np.save(inputs[-1], rng.integers(0, 256, (29, 31, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert cli.main(["predict", *map(str, inputs), "--out", str(out),
+                     "--results", str(results)]) == 0
+    for name, (h, w) in [*sizes.items(), ("e.npy", (29, 31))]:
+        stem = Path(name).stem
+        with Image.open(out / "masks" / f"{stem}.png") as mask:
+            assert mask.mode == "P" and mask.size == (w, h)
+            assert np.asarray(mask).max() <= 20
+        with Image.open(out / "overlays" / f"{stem}.png") as overlay:
+            assert overlay.size == (w, h)
+    labels = pd.read_csv(out / "labels.csv")
+    assert len(labels) == 5 and {"p_aeroplane", "aeroplane"} <= set(labels.columns)
+    assert labels.filter(like="p_").stack().between(0, 1).all()
+    assert cli.main(["predict", str(tmp_path / "nothing.gif"), "--out", str(out),
+                     "--results", str(results)]) == 1  # one line, no traceback

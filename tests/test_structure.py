@@ -20,10 +20,12 @@ LAZY_IMPORTS = {
     "vocflow.atomic": {"torch"},  # torch_save only: light rules write csv/yaml without torch
     "vocflow.cluster": {"submitit"},  # the driver submission only
     "vocflow.models.lite": {"efficientnet_lite_pytorch"},  # optional package, named on failure
+    # smp pulls in timm and huggingface_hub (~1.5 CPU-s): only jobs building its models pay
+    "vocflow.models.smp": {"segmentation_models_pytorch"},
     # each `vocflow` command imports what it runs: `vocflow submit` must not pay for torch
     "vocflow.cli": {"vocflow.data.synthetic", "vocflow.data.formats", "vocflow.rle",
                     "vocflow.random_search", "vocflow.grid", "vocflow.models.weights",
-                    "vocflow.cluster"},
+                    "vocflow.cluster", "vocflow.apply"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -215,3 +216,55 @@ def test_train_cell_outputs_and_determinism(tiny_data: dict, task: str, tmp_path
     assert meta["task"] == task and meta["image_size"] == 32
 
 
+
+
+@pytest.mark.parametrize(("weighting", "expected"), [
+    # Three 2 x 2 masks: [1 1 / 1 1], [0 0 / 0 2], [0 0 / 2 2]; pixel counts n = (5, 4, 3),
+    # f = n / 12; images holding each class m = (2, 1, 2). Weights scaled so Σ f w = 1.
+    ("inverse", [4 / 5, 1.0, 4 / 3]),  # w ∝ 1 / n
+    ("median", [24 / 25, 3 / 5, 8 / 5]),  # w ∝ m / n (frequency among images holding k)
+])
+def test_wce_weighting_reaches_the_loss_from_per_image_counts(weighting: str,
+                                                               expected: list[float]) -> None:
+    masks = np.array([[[1, 1], [1, 1]], [[0, 0], [0, 2]], [[0, 0], [2, 2]]], np.uint8)
+    cache = SimpleNamespace(masks=masks, class_names=["a", "b"])
+    s = TrainSettings(task="segmentation", model="m", arch="unet", loss="wce",
+                      loss_params={"weighting": weighting})
+    loss = train.make_loss(s, cache, np.arange(3))  # type: ignore[arg-type]
+    np.testing.assert_allclose(loss.loss.weight.numpy(), expected, rtol=1e-6)
+
+
+def test_refit_trains_every_image_for_the_folds_mean_best_epoch(tiny_data: dict,
+                                                                tmp_path: Path) -> None:
+    folds = [train_tiny(tiny_data, "segmentation", tmp_path / f"fold{k}", k, epochs=3)
+             for k in (0, 1)]
+    best = [int(pd.read_csv(f["metrics"]).query("is_best == 1")["epoch"].iloc[0]) for f in folds]
+    s = TrainSettings(task="segmentation", model="unet", arch="unet", loss="ce", epochs=3,
+                      batch_size=8, model_params={"base_width": 4, "levels": 2})
+    out = tmp_path / "refit"
+    train.refit_cell(tiny_data["train"], [f["metrics"] for f in folds], s.to_dict(), 0,
+                     out / "best.pt", out / "metrics.csv")
+    rows = pd.read_csv(out / "metrics.csv")
+    assert len(rows) == max(1, round(sum(best) / 2))
+    assert rows["is_best"].tolist() == [0] * (len(rows) - 1) + [1]  # the last epoch is kept
+    assert (rows["fold"] == -1).all() and not any(c.startswith("val_m") for c in rows)
+    assert {"train_miou", "train_dice", "train_kaggle"} <= set(rows.columns)
+    assert rows["train_miou"].between(0, 1).all()
+    model, meta = load_checkpoint(out / "best.pt", torch.device("cpu"))
+    assert meta["epoch"] == len(rows)
+    assert not (out / "oof.npz").exists()
+
+
+def test_training_set_scores_sit_beside_the_validation_ones(tiny_data: dict,
+                                                            tmp_path: Path) -> None:
+    rows = pd.read_csv(run(tiny_data, tmp_path, epochs=2)["metrics"])
+    for metric in ("map", "f1", "kaggle", "auc"):
+        assert rows[f"train_{metric}"].notna().all() and f"val_{metric}" in rows
+
+
+def test_roc_auc_can_pick_the_best_epoch(tiny_data: dict, tmp_path: Path) -> None:
+    rows = pd.read_csv(run(tiny_data, tmp_path, epochs=3, monitor="auc")["metrics"])
+    assert rows.loc[rows["is_best"] == 1, "epoch"].item() == rows.loc[
+        rows["val_auc"].idxmax(), "epoch"]
+    meta = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["meta"]
+    assert meta["monitor"] == "auc" and meta["score"] == pytest.approx(rows["val_auc"].max())

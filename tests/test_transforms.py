@@ -39,10 +39,15 @@ def test_unknown_preset_lists_valid_names() -> None:
         build_transform("heavy", 32)
 
 
-def test_full_preset_has_the_studys_steps() -> None:
-    names = {type(t).__name__ for t in build_transform("full", 64, cache_size=128).transforms}
-    assert names == {"Resize", "HorizontalFlip", "Affine", "ElasticTransform", "GridDistortion",
-                     "GaussNoise", "RandomBrightnessContrast"}
+def test_full_preset_has_the_studys_steps_and_parameters() -> None:
+    steps = {type(t).__name__: t for t in build_transform("full", 64, cache_size=128).transforms}
+    assert set(steps) == {"Resize", "HorizontalFlip", "RandomRotate90", "Affine",
+                          "ElasticTransform", "GridDistortion", "GaussNoise",
+                          "RandomBrightnessContrast"}
+    assert (steps["ElasticTransform"].alpha, steps["ElasticTransform"].sigma) == (1.0, 50.0)
+    assert steps["GridDistortion"].distort_limit == (-0.3, 0.3)
+    strong = {type(t).__name__ for t in build_transform("strong", 64).transforms}
+    assert "RandomRotate90" not in strong and "ElasticTransform" in strong
     assert build_transform("none", 64) is None  # nothing to do at the cache's own size
     assert build_transform("none", 64, cache_size=64) is None
 

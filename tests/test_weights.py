@@ -4,6 +4,7 @@ without network, the two-phase contract, and the real EfficientNet-Lite0 ImageNe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import torch
 import yaml
 from torch import nn
 
+from vocflow.data.synthetic import VOC_CLASSES
 from vocflow.data.transforms import normalize
 from vocflow.errors import ConfigError, DataError
 from vocflow.grid import cell_weights, grid_weights
@@ -309,3 +311,68 @@ def test_lite0_segmenter_encoder_gets_the_real_weights() -> None:
     assert torch.equal(model.backbone.blocks[-1]._project_conv.weight,
                        state[f"_blocks.{len(model.backbone.blocks) - 1}._project_conv.weight"])
     assert backbone_modules(model) == [model.backbone]
+
+
+# ----------------------------------------------------------------------------- COCO class layers
+
+
+COCO_KEY = "LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1"
+
+
+def cache_file(key: str) -> dict[str, torch.Tensor]:
+    """Write ``reference_state(key)`` where the loader reads ``key``; return it."""
+    state = reference_state(key)
+    path = W.weights_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+@pytest.mark.parametrize(("names", "kept"), [
+    (VOC_CLASSES, True),
+    (VOC_CLASSES[::-1], False),  # VOC's classes in another order: other meanings per output
+    (VOC_CLASSES[:10], False),
+])
+def test_coco_class_layers_kept_only_for_voc_class_lists(
+        torch_home: Path, names: list[str], kept: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    state = cache_file(COCO_KEY)
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO, logger="vocflow.models.segmentation"):
+        model = build_model("segmentation", "lraspp_mobilenet_v3_large", len(names) + 1,
+                            pretrained="coco", class_names=names)
+    head = model.net.classifier
+    for layer in ("low_classifier", "high_classifier"):
+        weight = getattr(head, layer).weight
+        assert torch.equal(weight, state[f"classifier.{layer}.weight"]) is kept
+        assert weight.shape[0] == len(names) + 1
+    assert torch.equal(head.cbr[0].weight, state["classifier.cbr.0.weight"])  # inner layers load
+    assert ("kept the class layers" if kept else "re-initialised the class layers") in caplog.text
+
+
+# ----------------------------------------------------------------------------- smp encoders
+
+
+@pytest.mark.parametrize("arch", sorted(W.ENCODER_WEIGHTS))
+def test_smp_encoders_load_torchvision_imagenet_files(torch_home: Path, arch: str) -> None:
+    key = W.weights_key(arch, True)
+    state = cache_file(key)
+    torch.manual_seed(0)
+    model = build_model("segmentation", arch, 3, pretrained=True)
+    encoder = model.backbone.state_dict()
+    shared = [k for k in encoder if k in state]
+    assert shared and len(shared) == len(encoder)  # every encoder tensor came from the file
+    assert all(torch.equal(encoder[k], state[k]) for k in shared)
+    assert backbone_modules(model) == [model.backbone] and param_groups(model)[0]
+    scratch = build_model("segmentation", arch, 3)
+    assert scratch.state_dict().keys() == model.state_dict().keys()
+    assert not torch.equal(scratch.backbone.state_dict()[shared[0]], state[shared[0]])
+
+
+def test_smp_model_without_cached_weights_names_the_file(torch_home: Path) -> None:
+    with pytest.raises(W.MissingWeightsError) as err:
+        build_model("segmentation", "linknet_r18", 3, pretrained=True)
+    assert "\n" not in str(err.value) and "resnet18-f37072fd.pth" in str(err.value)
+    assert "snakemake fetch_weights" in str(err.value)
+    with pytest.raises(ConfigError, match="no COCO weights"):
+        W.weights_key("unet_r34", "coco")

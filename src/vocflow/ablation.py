@@ -1,4 +1,4 @@
-"""The ablation table: raw -> +thresholds -> +CRF -> +TTA -> +ensemble, per task.
+"""The ablation table: raw -> +thresholds -> +CRF -> +TTA -> +ensemble -> +refit, per task.
 
 The first four steps are measured on the selected cells' out-of-fold (OOF) predictions of every
 training image, at original size, with the Kaggle metric (mean per-row Dice) and mIoU; each
@@ -6,7 +6,9 @@ step adds to the previous one, following the decisions the pipeline really takes
 search dropped is measured in its own row but not carried into +TTA). "+ensemble" cannot be
 measured on OOF: each OOF image has exactly one out-of-fold model, and averaging all folds'
 models would include models trained on that image. It is measured on the labelled test split
-instead (when labels exist), beside the single fold models on the same images.
+instead (when labels exist), beside the single fold models on the same images, and so is
+"+refit" (``predict.refit``): the refit models, alone or with the fold models, as the submission
+uses them, beside the fold ensemble.
 
 Shards split the OOF images round-robin (``vocflow.postprocess.shard_positions``); each writes its
 tallies (summable counts and per-image Dice) and the final pipeline's submission rows, and
@@ -27,14 +29,15 @@ from vocflow import metrics
 from vocflow.artifacts import TASKS, Selection, dequantize, load_npz, read_yaml
 from vocflow.atomic import save_npz, write_csv
 from vocflow.data.cache import load_cache
-from vocflow.errors import DataError
+from vocflow.errors import ConfigError, DataError
 from vocflow.postprocess import Pipeline, Tally, post_image, segment, shard_positions
 from vocflow.rle import COLUMNS, rle_encode, write_submission
 from vocflow.runtime import set_threads
 from vocflow.thresholds import apply_classification
 
 log = logging.getLogger(__name__)
-STEPS = ("raw", "+thresholds", "+crf", "+tta", "+ensemble")
+STEPS = ("raw", "+thresholds", "+crf", "+tta", "+ensemble", "+refit")
+REFIT_MODES = ("off", "alone", "with_folds")  # predict.refit / predict.refit_with_folds
 OOF_STEPS = STEPS[:4]
 ABLATION_COLUMNS = ["task", "step", "kaggle", "miou", "dice", "f1", "eval_set", "images", "notes"]
 
@@ -136,6 +139,11 @@ def _notes(task: str, step: str, crf: Mapping[str, Any], use_tta: bool) -> str:
             + ("" if use_tta else "; not used in the submission (predict.tta: false)"))
 
 
+def _na(base: dict[str, Any], why: str) -> dict[str, Any]:
+    return {**base, "kaggle": np.nan, "miou": np.nan, "dice": np.nan, "f1": np.nan,
+            "notes": f"n/a: {why}"}
+
+
 def ensemble_row(task: str, test: Mapping[str, Any]) -> dict[str, Any]:
     """The +ensemble row from test_ensemble.yaml (NaN with the reason when unlabelled)."""
     base = {"task": task, "step": "+ensemble", "eval_set": "test",
@@ -143,9 +151,9 @@ def ensemble_row(task: str, test: Mapping[str, Any]) -> dict[str, Any]:
     leak = ("not OOF: each OOF image has one out-of-fold model and an all-fold ensemble would "
             "include models trained on it (leaky)")
     if not test.get("labelled"):
-        return {**base, "kaggle": np.nan, "miou": np.nan, "dice": np.nan, "f1": np.nan,
-                "notes": f"n/a: the test split has no labels; {leak}"}
-    ens, folds = test["ensemble"][task], [f[task] for f in test["folds"]]
+        return _na(base, f"the test split has no labels; {leak}")
+    ens = (test.get("fold_ensemble") or test["ensemble"])[task]
+    folds = [f[task] for f in test["folds"]]
     single = float(np.mean([f["kaggle"] for f in folds])) if folds else float("nan")
     return {**base, **{k: ens.get(k, np.nan) for k in ("kaggle", "miou", "dice", "f1")},
             "notes": f"labelled test split, full pipeline with the {len(folds)}-fold ensemble; "
@@ -153,9 +161,26 @@ def ensemble_row(task: str, test: Mapping[str, Any]) -> dict[str, Any]:
                      f"{single:.4f} (ensemble gain {ens['kaggle'] - single:+.4f})"}
 
 
+def refit_row(task: str, test: Mapping[str, Any], refit: str) -> dict[str, Any]:
+    """The +refit row: the submission's models (refits alone or with the folds) on the labelled
+    test split, beside the fold ensemble (the +ensemble row)."""
+    base = {"task": task, "step": "+refit", "eval_set": "test",
+            "images": int(test.get("images") or 0)}
+    if refit == "off":
+        return _na(base, "predict.refit is false")
+    if not test.get("labelled") or "refit" not in test:
+        return _na(base, "the test split has no labels")
+    final, alone, folds = (test[k][task] for k in ("ensemble", "refit", "fold_ensemble"))
+    members = "refit models and fold models averaged" if refit == "with_folds" else "refits alone"
+    return {**base, **{k: final.get(k, np.nan) for k in ("kaggle", "miou", "dice", "f1")},
+            "notes": f"labelled test split, full pipeline: {members} (predict.refit); refits "
+                     f"alone: kaggle {alone['kaggle']:.4f} miou {alone['miou']:.4f}; fold "
+                     f"ensemble: kaggle {folds['kaggle']:.4f} miou {folds['miou']:.4f}"}
+
+
 def ablation_table(parts: Sequence[Mapping[str, np.ndarray]], num_classes: int,
                    crf: Mapping[str, Any], test: Mapping[str, Any],
-                   use_tta: bool) -> pd.DataFrame:
+                   use_tta: bool, refit: str = "off") -> pd.DataFrame:
     """Rows task x STEPS, in order, with ABLATION_COLUMNS."""
     images = sum(len(p["rows"]) for p in parts)
     rows = []
@@ -165,6 +190,7 @@ def ablation_table(parts: Sequence[Mapping[str, np.ndarray]], num_classes: int,
             rows.append({"task": task, "step": step, **scores, "eval_set": "oof",
                          "images": images, "notes": _notes(task, step, crf, use_tta)})
         rows.append(ensemble_row(task, test))
+        rows.append(refit_row(task, test, refit))
     return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
 
 
@@ -180,12 +206,16 @@ def oof_submission(parts: Sequence[Mapping[str, np.ndarray]]) -> pd.DataFrame:
 
 def write_ablation(shard_npzs: Sequence[str | Path], train_cache_dir: str | Path,
                    crf_yaml: str | Path, test_yaml: str | Path, use_tta: bool,
-                   out_csv: str | Path, oof_submission_csv: str | Path) -> None:
-    """Gather the shards into results/ablation.csv and the OOF submission (for oof_score)."""
+                   out_csv: str | Path, oof_submission_csv: str | Path,
+                   refit: str = "off") -> None:
+    """Gather the shards into results/ablation.csv and the OOF submission (for oof_score);
+    ``refit``: how the submission uses refits (REFIT_MODES)."""
+    if refit not in REFIT_MODES:
+        raise ConfigError(f"refit mode '{refit}' is unknown; valid: {', '.join(REFIT_MODES)}")
     parts = [load_npz(path) for path in shard_npzs]
     crf, test = read_yaml(crf_yaml), read_yaml(test_yaml)
     num_classes = len(load_cache(train_cache_dir).class_names)
-    table = ablation_table(parts, num_classes, crf, test, use_tta)
+    table = ablation_table(parts, num_classes, crf, test, use_tta, refit)
     write_csv(out_csv, table)
     write_submission(oof_submission_csv, oof_submission(parts))
     for r in table.itertuples():

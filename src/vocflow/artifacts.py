@@ -75,9 +75,13 @@ def read_csv(path: str | Path, **options: Any) -> pd.DataFrame:
 def write_metrics(path: str | Path, rows: Sequence[Mapping[str, Any]], cell: Mapping[str, str],
                   fold: int, metric: str) -> None:
     """One cell's per-epoch rows, led by its ``task, model, loss, fold``; ``is_best`` marks the
-    row of the kept checkpoint (the highest ``val_{metric}``)."""
+    row of the kept checkpoint (the highest ``val_{metric}``; the last row of a refit, which
+    has no validation fold and fold -1)."""
     frame = pd.DataFrame(list(rows))
-    frame["is_best"] = (frame.index == frame[f"val_{metric}"].idxmax()).astype(int)
+    column = f"val_{metric}"
+    has_val = column in frame and frame[column].notna().any()
+    frame["is_best"] = (frame.index == (frame[column].idxmax() if has_val
+                                        else frame.index[-1])).astype(int)
     frame.insert(0, "fold", fold)
     for i, key in enumerate(("task", "model", "loss")):
         frame.insert(i, key, cell[key])

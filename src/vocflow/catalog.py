@@ -40,6 +40,13 @@ MODELS: dict[str, dict[str, dict[str, Any]]] = {
         "lite0_seg": {"decoder_width": 64, "dropout": 0.1},
         "lraspp_mobilenet_v3_large": {},
         "unet": {"base_width": 16, "levels": 4, "dropout": 0.0},
+        # The original study's comparison, through segmentation_models_pytorch (smp defaults).
+        "deeplabv3_mobilenet_v2": {},
+        "deeplabv3plus_r50": {},
+        "fpn_r50": {},
+        "linknet_r18": {},
+        "pspnet_r50": {},
+        "unet_r34": {},
     },
 }
 MODEL_COMMON = {"pretrained": False}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vocflow.artifacts import Selection, num_outputs
@@ -38,6 +39,26 @@ def checkpoint_payload(model: nn.Module, s: TrainSettings, class_names: Sequence
     return {"state_dict": state, "meta": meta}
 
 
+class AtInputSize(nn.Module):
+    """A model trained at side ``input_size`` applied to (N, 3, H, W) inputs of any side: the
+    input is resized to input_size the way training's validation resized it (bilinear,
+    antialiased), segmentation logits (N, K, s, s) back to (N, K, H, W)."""
+
+    def __init__(self, model: nn.Module, input_size: int, task: str) -> None:
+        super().__init__()
+        self.model, self.input_size, self.task = model, int(input_size), task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
+        side = (self.input_size, self.input_size)
+        if size != side:
+            x = F.interpolate(x, size=side, mode="bilinear", align_corners=False, antialias=True)
+        out = self.model(x)
+        if self.task == "segmentation" and tuple(out.shape[-2:]) != size:
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        return out
+
+
 def load_payload(path: str | Path, what: str, fix: str,
                  device: torch.device | str = "cpu") -> Any:
     """``torch.load(weights_only=True)`` of ``path``; a zero-byte, truncated or garbage file, or
@@ -48,7 +69,8 @@ def load_payload(path: str | Path, what: str, fix: str,
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained model (eval mode, on ``device``) and its meta from ``path``."""
+    """Rebuild a trained model (eval mode, on ``device``) and its meta from ``path``; wrapped in
+    ``AtInputSize`` when it was trained at another side than its cache's."""
     payload = load_payload(path, "torch checkpoint", rebuild(path), device)
     # A loadable file that is not a best.pt of this vocflow (other keys, other shapes).
     with reading(path, "vocflow checkpoint", rebuild(path), (KeyError, TypeError, RuntimeError)):
@@ -58,14 +80,25 @@ def load_checkpoint(path: str | Path, device: torch.device) -> tuple[nn.Module, 
         model = build_model(meta["task"], meta["arch"], meta["num_outputs"],
                             **meta["model_params"])
         model.load_state_dict(payload["state_dict"])
+        if meta.get("input_size", meta["image_size"]) != meta["image_size"]:
+            model = AtInputSize(model, meta["input_size"], meta["task"])
     return model.to(device).eval(), meta
 
 
 def load_fold_models(selection: Selection, cache_size: int, cache_dir: str | Path,
                      device: torch.device) -> list[nn.Module]:
     """The selected cell's fold models, in fold order, checked against the cache's image size."""
+    return load_models(selection.require_checkpoints(), cache_size, cache_dir, device)
+
+
+def load_models(paths: Sequence[str | Path], cache_size: int, cache_dir: str | Path,
+                device: torch.device) -> list[nn.Module]:
+    """The models of ``paths`` (fold or refit checkpoints), checked against the cache's side."""
     models = []
-    for path in selection.require_checkpoints():
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"checkpoint {path} is missing; re-run the rule that writes it "
+                            "(snakemake --forcerun on that file)")
         model, meta = load_checkpoint(path, device)
         if meta["image_size"] != cache_size:
             raise DataError(f"{path} was trained at {meta['image_size']} px but the cache "

@@ -5,6 +5,7 @@
                   [--labels DIR]
     vocflow sample-variants [--config FILE --out FILE --n N --seed S --space NAME]
     vocflow fetch-weights [KEY ...] [--config FILE]
+    vocflow predict IMAGE [IMAGE ...] --out DIR [--results results]
     vocflow submit [--profile DIR --workdir DIR --time MIN --mem-mb MB ...] [-- SNAKEMAKE ARGS]
 """
 
@@ -72,6 +73,13 @@ def cmd_fetch_weights(args: argparse.Namespace) -> None:
         log.info("%s: %s", key, fetch(key))
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    """The selected pipeline on new images: masks, overlays and labels.csv in --out."""
+    from vocflow.apply import predict_images
+
+    predict_images(args.images, args.out, results=args.results)
+
+
 def cmd_submit(args: argparse.Namespace) -> None:
     """Submit the Snakemake driver as a SLURM job; print its job id and log path."""
     from vocflow.cluster import profile_settings, submit_driver
@@ -115,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("keys", nargs="*", help="weights keys (default: the config's grid)")
     fetch.add_argument("--config", default="config/config.yaml")
     fetch.set_defaults(func=cmd_fetch_weights)
+    pred = sub.add_parser("predict", help="apply the selected pipeline to new images")
+    pred.add_argument("images", nargs="+", help="JPEG, PNG or .npy (H, W, 3) uint8 images")
+    pred.add_argument("--out", required=True, help="folder for masks/, overlays/, labels.csv")
+    pred.add_argument("--results", default="results", help="the finished study's results/")
+    pred.set_defaults(func=cmd_predict)
     drive = sub.add_parser("submit", help="run the Snakemake driver itself as a SLURM job")
     drive.add_argument("--profile", default="profiles/slurm", help="relative to --workdir")
     drive.add_argument("--workdir", default=".", help="the workflow's directory")

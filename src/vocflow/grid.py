@@ -40,18 +40,21 @@ class TrainSettings:
     lr: float = 1e-3  # after the frozen phase (the whole network); the only LR from scratch
     weight_decay: float = 1e-4
     augment: str = "light"  # preset of vocflow.data.transforms.PRESETS
-    patience: int = 0  # early stopping: epochs without gain of ``monitor``; 0 = off
+    patience: int = 0  # early stopping: epochs without gain of what ``watch`` names; 0 = off
     monitor: str = ""  # validation metric that picks the best epoch; "" = the task's first
+    watch: str = "metric"  # early stopping and plateau follow: metric (``monitor``) | loss
     seed: int = 0
     optimizer: str = "adamw"  # adamw | sgd (vocflow.optim.OPTIMIZERS)
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
-    schedule: str = "cosine"  # cosine | poly | plateau | constant (vocflow.optim.SCHEDULES)
+    schedule: str = "cosine"  # cosine|poly|plateau|exponential|constant (vocflow.optim)
     min_lr: float = 0.0  # floor of cosine and plateau
     poly_power: float = 0.9  # poly: lr · (1 - t / T) ** power
     lr_factor: float = 0.5  # plateau: LR multiplier when the metric stalls
     lr_patience: int = 2  # plateau: stalled epochs before the LR drops
+    lr_gamma: float = 0.95  # exponential: LR multiplier per epoch
     freeze_epochs: int = 0  # transfer models: epochs with the pretrained backbone frozen
+    unfreeze_blocks: int | None = None  # after them: the last N backbone blocks train; None = all
     lr_head: float | None = None  # head LR of the frozen phase; None = 10 · lr
     image_size: int | None = None  # model input side in px; None = the cache's image size
     amp: bool = True  # CUDA only: bf16 (or fp16 + grad scaler) mixed precision

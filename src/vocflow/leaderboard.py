@@ -36,6 +36,12 @@ def best_epochs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def refit_epochs(paths: Iterable[str | Path]) -> int:
+    """The epoch count cross-validation chose for a refit: the mean best epoch over the folds'
+    metrics.csv files, rounded, at least 1."""
+    return max(1, int(round(float(best_epochs(paths)["epoch"].mean()))))
+
+
 def leaderboard(paths: Iterable[str | Path], monitors: Mapping[str, str]) -> pd.DataFrame:
     """Mean and std over folds of every task metric; ranked per task by its monitored metric."""
     best = best_epochs(paths)

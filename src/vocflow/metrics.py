@@ -19,7 +19,7 @@ This module is pure numpy; from vocflow it takes only the VOID label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,17 +191,60 @@ def average_precision(scores: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def per_class_average_precision(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """AP of each column, (C,); NaN for columns with no positives. scores, target: (N, C)."""
+def per_column(score: Callable[[np.ndarray, np.ndarray], float], scores: np.ndarray,
+               target: np.ndarray) -> np.ndarray:
+    """``score`` of each column, (C,). scores, target: (N, C)."""
     scores, target = np.asarray(scores), np.asarray(target)
     if scores.shape != target.shape or scores.ndim != 2:
         raise ValueError(f"scores {scores.shape} and target {target.shape} must both be (N, C)")
-    return np.array([average_precision(scores[:, c], target[:, c]) for c in range(scores.shape[1])])
+    return np.array([score(scores[:, c], target[:, c]) for c in range(scores.shape[1])])
+
+
+def per_class_average_precision(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """AP of each column, (C,); NaN for columns with no positives. scores, target: (N, C)."""
+    return per_column(average_precision, scores, target)
 
 
 def mean_average_precision(scores: np.ndarray, target: np.ndarray) -> float:
     """Macro mAP over the classes that have at least one positive. scores, target: (N, C)."""
     return _nanmean(per_class_average_precision(scores, target))
+
+
+def roc_auc(scores: np.ndarray, target: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties count 1/2.
+
+    scores: (N,) float; target: (N,) 0/1. The Mann-Whitney U statistic from average ranks (ties
+    share their rank), which equals sklearn's trapezoidal ``roc_auc_score``; NaN when target
+    holds one class only (sklearn raises there, and one such class must not stop a macro mean).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    t = _as_binary("target", target)
+    if scores.shape != t.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and target {t.shape} must both be (N,)")
+    n_pos = int(t.sum())
+    n_neg = t.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    # Average 1-based rank of each run of equal scores.
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
+    ends = np.r_[starts[1:], s.size]
+    ranks = np.empty(s.size)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    u = ranks[t].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def per_class_roc_auc(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each column, (C,); NaN for columns with a single class. scores, target: (N, C)."""
+    return per_column(roc_auc, scores, target)
+
+
+def macro_roc_auc(scores: np.ndarray, target: np.ndarray) -> float:
+    """Macro ROC-AUC over the classes with both positives and negatives (the original study's
+    headline classification metric). scores, target: (N, C)."""
+    return _nanmean(per_class_roc_auc(scores, target))
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ probabilities are upsampled to each image's original size before any decision.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from vocflow.artifacts import PROB_SCALE, TASKS, Selection, load_npz, write_oof
 from vocflow.atomic import save_npz, write_yaml
-from vocflow.checkpoints import load_fold_models
+from vocflow.checkpoints import load_fold_models, load_models
 from vocflow.data.cache import Cache, load_cache
 from vocflow.data.transforms import normalize
 from vocflow.errors import DataError
@@ -64,24 +64,46 @@ def stored_probs(models: list[nn.Module], images: np.ndarray, task: str, batch_s
 
 def predict_probs(cache_dir: str | Path, selection_yaml: str | Path, out_path: str | Path,
                   batch_size: int = 16, tta: bool = False, threads: int = 1,
-                  per_fold: bool = False) -> None:
+                  per_fold: bool = False, refit_checkpoints: Sequence[str | Path] = (),
+                  with_folds: bool = True, predictor_yaml: str | Path | None = None,
+                  reconcile: str = "none") -> None:
     """Ensemble (+ flip TTA) probabilities of a split: ids, probs, scale[, fold_probs (F, ...)].
 
-    ``per_fold`` adds each fold model's own probabilities, for the ensemble's ablation row.
+    With ``refit_checkpoints`` the prediction comes from the refit models, alone or (with
+    ``with_folds``) averaged with the fold models, every model weighing the same.
+    ``per_fold`` adds each fold model's own probabilities, for the ensemble's ablation row, and
+    with refits also the fold ensemble's (``folds_probs``) and the refits' alone
+    (``refit_probs``), for the +refit row. ``predictor_yaml`` records the models and TTA used,
+    and the post-processing's ``reconcile`` mode, so ``vocflow predict`` applies the same
+    pipeline to new images (vocflow.apply).
     """
     set_threads(threads)
     selected, device, cache = Selection.read(selection_yaml), pick_device(), load_cache(cache_dir)
-    models = load_fold_models(selected, cache.image_size, cache_dir, device)
+    folds = load_fold_models(selected, cache.image_size, cache_dir, device)
+    refits = load_models(refit_checkpoints, cache.image_size, cache_dir, device)
+    models = (folds + refits if with_folds else refits) if refits else folds
     task = selected.task
-    probs = stored_probs(models, cache.images, task, batch_size, tta, device)
+    if predictor_yaml is not None:
+        used = ((selected.checkpoints if with_folds else []) + [str(p) for p in refit_checkpoints]
+                if refits else selected.checkpoints)
+        write_yaml(predictor_yaml, {"task": task, "checkpoints": used, "tta": bool(tta),
+                                    "image_size": cache.image_size, "reconcile": reconcile,
+                                    "class_names": list(cache.class_names)})
+
+    def probs_of(members: list[nn.Module]) -> np.ndarray:
+        return stored_probs(members, cache.images, task, batch_size, tta, device)
+
+    probs = probs_of(models)
     extra = {}
     if per_fold:
-        extra["fold_probs"] = np.stack([stored_probs([m], cache.images, task, batch_size, tta,
-                                                     device) for m in models])
+        extra["fold_probs"] = np.stack([probs_of([m]) for m in folds])
+        if refits:
+            extra["folds_probs"], extra["refit_probs"] = probs_of(folds), probs_of(refits)
     scale = 1 if task == "classification" else PROB_SCALE
     save_npz(out_path, ids=np.asarray(cache.ids), probs=probs, scale=np.asarray(scale), **extra)
-    log.info("%s probabilities of %d images from %d fold models (tta=%s, per_fold=%s)", task,
-             len(cache), len(models), tta, per_fold)
+    log.info("%s probabilities of %d images from %d fold and %d refit models (tta=%s, "
+             "per_fold=%s)", task, len(cache), len(folds) if models is not refits else 0,
+             len(refits), tta, per_fold)
 
 
 def predict_oof_tta(train_cache_dir: str | Path, selection_yaml: str | Path,
@@ -120,7 +142,8 @@ def post_test_shard(test_cache_dir: str | Path, probs_npzs: Mapping[str, str | P
     """The post-processing pipeline on this shard of the test split.
 
     With ``fold_probs`` in the inputs and test labels, the same pipeline also runs per fold
-    model and both are scored (the +ensemble ablation row).
+    model and both are scored (the +ensemble ablation row); with refits also on the fold
+    ensemble and on the refits alone (the +refit row).
     """
     set_threads(threads)  # shards share the node: no oversubscription
     cache = load_cache(test_cache_dir)
@@ -129,13 +152,19 @@ def post_test_shard(test_cache_dir: str | Path, probs_npzs: Mapping[str, str | P
     pipe = Pipeline.read(cache.class_names, thresholds, crf_yaml, reconcile_mode)
     cls, seg = probs["classification"], probs["segmentation"]
     n_folds = len(seg["fold_probs"]) if "fold_probs" in seg and cache.labelled else 0
+    # A task without refits lends its final probabilities to the other task's refit views.
+    refit = n_folds > 0 and any("refit_probs" in p for p in (cls, seg))
+    extra = ("folds_probs", "refit_probs") if refit else ()
     rows = shard_positions(len(cache), shards, shard)
-    tallies = [Tally(c) for _ in range(n_folds + 1)]  # ensemble first, then each fold
+    # The final prediction first, then each fold model, then the fold ensemble and the refits.
+    tallies = [Tally(c) for _ in range(n_folds + 1 + len(extra))]
     labels, masks = [], []
     for i in rows.tolist():
         image = cache.original_image(i)
         views = [(cls["probs"][i], seg["probs"][i])]
         views += [(cls["fold_probs"][k][i], seg["fold_probs"][k][i]) for k in range(n_folds)]
+        views += [(cls.get(name, cls["probs"])[i], seg.get(name, seg["probs"])[i])
+                  for name in extra]
         for j, (cls_probs, seg_probs) in enumerate(views):
             post = post_image(pipe, cls_probs, seg_probs, seg["scale"], image)
             if j == 0:
@@ -146,7 +175,8 @@ def post_test_shard(test_cache_dir: str | Path, probs_npzs: Mapping[str, str | P
     arrays = {k: v for j, t in enumerate(tallies) for k, v in t.arrays(f"t{j}_").items()}
     save_npz(out_npz, rows=rows, labels=np.asarray(labels, np.uint8).reshape(len(rows), c),
              masks=np.concatenate(masks) if masks else np.zeros(0, np.uint8),
-             folds=np.asarray(n_folds), labelled=np.asarray(cache.labelled), **arrays)
+             folds=np.asarray(n_folds), refit=np.asarray(refit),
+             labelled=np.asarray(cache.labelled), **arrays)
     log.info("test post-processing shard %d/%d: %d images (CRF %s, %d fold references)", shard,
              shards, len(rows), "on" if pipe.crf_keep else "off", n_folds)
 
@@ -171,10 +201,13 @@ def gather_test(shard_npzs: list[str | Path], test_cache_dir: str | Path,
              widths=cache.widths)
     n_folds, c = int(parts[0]["folds"]), len(cache.class_names)
     summary: dict[str, Any] = {"labelled": bool(cache.labelled), "images": len(cache)}
+    refit = bool(parts[0].get("refit", False))
     if cache.labelled:
-        merged = [Tally.merge(parts, f"t{j}_", c) for j in range(n_folds + 1)]
-        summary["ensemble"] = {t: merged[0].scores(t) for t in TASKS}
-        summary["folds"] = [{t: m.scores(t) for t in TASKS} for m in merged[1:]]
+        merged = [Tally.merge(parts, f"t{j}_", c) for j in range(n_folds + 1 + 2 * refit)]
+        scores = [{t: m.scores(t) for t in TASKS} for m in merged]
+        summary["ensemble"], summary["folds"] = scores[0], scores[1:n_folds + 1]
+        if refit:
+            summary["fold_ensemble"], summary["refit"] = scores[n_folds + 1:]
     write_yaml(out_yaml, _plain(summary))
     log.info("test predictions gathered from %d shards", len(parts))
 

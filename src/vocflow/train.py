@@ -1,4 +1,5 @@
-"""Training of one grid cell: fit on K-1 folds, validate on the held-out fold every epoch.
+"""Training of one grid cell: fit on K-1 folds, validate on the held-out fold every epoch; or
+a refit of the selected cell's recipe on every training image (``refit_cell``).
 
 Writes the best checkpoint, the per-epoch metrics and the out-of-fold (OOF) probabilities of the
 best epoch; early stopping (``patience``) ends a run and the best weights are restored before
@@ -9,6 +10,15 @@ models (frozen backbone, then everything). channels_last on every device; on CUD
 precision (bf16 where supported, else fp16 with a grad scaler), pinned memory and loader
 workers from the job's CPUs.
 
+Every epoch's metrics.csv row holds the training-set scores (``train_{metric}``, from the
+training batches themselves: vocflow.evaluation.TrainingScores) beside the validation ones.
+``watch`` chooses what early stopping and the plateau schedule follow: the selection metric or
+the validation loss; the kept checkpoint is always the best epoch by the selection metric.
+
+A refit has no validation fold: it trains the epoch count cross-validation chose (the mean best
+epoch of the selected cell's folds, vocflow.leaderboard.refit_epochs) and keeps the last epoch;
+its plateau schedule follows the training-set scores.
+
 Resumable (vocflow.resume): with ``state_dir`` the run saves its state after every epoch and on
 SIGUSR1/SIGTERM after the current batch, and a restarted job continues where it stopped. The
 state is deleted once the outputs are written: the outputs are the durable record, and a grid
@@ -18,7 +28,6 @@ of hundreds of cells should not keep an optimiser's moments per cell on disk.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import random
 import time
@@ -42,10 +51,11 @@ from vocflow.data.dataset import CacheBatches, EpochBatches, unwrap
 from vocflow.data.folds import fold_split
 from vocflow.data.transforms import build_transform, normalize_batch
 from vocflow.errors import ConfigError
-from vocflow.evaluation import TASK_METRICS, split_scores
+from vocflow.evaluation import TASK_METRICS, TrainingScores, split_scores
 from vocflow.grid import TrainSettings
-from vocflow.losses import build_loss
-from vocflow.models import backbone_modules, build_model, param_groups
+from vocflow.leaderboard import refit_epochs
+from vocflow.losses import build_loss, pixel_counts
+from vocflow.models import backbone_blocks, backbone_modules, build_model, param_groups
 from vocflow.optim import Phase, build_phase, freeze_epochs, train_mode
 from vocflow.progress import BatchProgress, epochs_bar
 from vocflow.resume import (
@@ -141,9 +151,16 @@ class Cell:
     backbone: list[nn.Parameter]
     head: list[nn.Parameter]
     backbone_mods: list[nn.Module]
+    blocks: list[nn.Module]  # the backbone's blocks, input to output (``unfreeze_blocks``)
+
+    @property
+    def refit(self) -> bool:
+        """A refit on every training image: no validation fold."""
+        return len(self.val_idx) == 0
 
     def phase(self, number: int) -> Phase:
-        return build_phase(number, self.s, self.backbone, self.head, self.backbone_mods)
+        return build_phase(number, self.s, self.backbone, self.head, self.backbone_mods,
+                           self.blocks)
 
 
 
@@ -156,11 +173,12 @@ def monitored_metric(s: TrainSettings) -> str:
 
 
 def make_loss(s: TrainSettings, cache: Cache, train_idx: np.ndarray) -> nn.Module:
-    """The cell's loss; segmentation losses that take ``class_counts`` (``wce``) get the
-    training fold's pixel counts, so class weights never see the validation fold."""
+    """The cell's loss. Segmentation losses get the training fold's per-image pixel counts
+    (n, K) — build_loss hands them to the losses that take them (``wce``) — so class weights
+    never see the validation fold, and ``median`` weighting sees which images hold each class."""
     name = s.criterion or s.loss
-    if s.task == "segmentation" and "class_counts" in inspect.signature(build_loss).parameters:
-        counts = cache.class_pixel_counts(train_idx)
+    if s.task == "segmentation":
+        counts = pixel_counts(cache.masks, train_idx, len(cache.class_names) + 1)
         return build_loss(s.task, name, class_counts=counts, **s.loss_params)
     return build_loss(s.task, name, **s.loss_params)
 
@@ -181,27 +199,33 @@ def build_loaders(cell_seed: int, s: TrainSettings, cache: Cache, idx: tuple[np.
             make_loader(val, val_sampler, 0, pin, cell_seed))
 
 
-def setup_cell(s: TrainSettings, cache_dir: str | Path, folds_csv: str | Path, fold: int,
-               threads: int, workers: int | None) -> Cell:
+def setup_cell(s: TrainSettings, cache_dir: str | Path, folds_csv: str | Path | None,
+               fold: int | None, threads: int, workers: int | None) -> Cell:
+    """The cell of ``fold``; ``fold`` None: a refit on every training image (no folds file)."""
     device = pick_device()
-    seed_everything(s.seed + fold, threads, device)
+    seed = s.seed + (fold or 0)
+    seed_everything(seed, threads, device)
     cache = load_cache(cache_dir)
-    idx = fold_split(folds_csv, cache.ids, fold)
+    if fold is None or folds_csv is None:
+        idx = (np.arange(len(cache)), np.zeros(0, np.int64))
+    else:
+        idx = fold_split(folds_csv, cache.ids, fold)
     amp = amp_for(s, device)
     model = build_model(s.task, s.arch, num_outputs(s.task, len(cache.class_names)),
-                        **s.model_params)
+                        class_names=cache.class_names, **s.model_params)
     fmt = torch.channels_last if amp.channels_last else torch.preserve_format
     model = model.to(device, memory_format=fmt)
     backbone, head = param_groups(model)
     size = s.image_size or cache.image_size
     n_workers = loader_workers(device, threads, workers)
-    loaders = build_loaders(s.seed + fold, s, cache, idx, size, n_workers, device.type == "cuda")
-    log.info("cell %s/%s/%s fold %d: %d train, %d val images at %d px on %s (amp %s, "
-             "channels_last %s, %d loader workers)", s.task, s.model, s.loss, fold,
+    loaders = build_loaders(seed, s, cache, idx, size, n_workers, device.type == "cuda")
+    log.info("cell %s/%s/%s %s: %d train, %d val images at %d px on %s (amp %s, "
+             "channels_last %s, %d loader workers)", s.task, s.model, s.loss,
+             "refit" if fold is None else f"fold {fold}",
              len(idx[0]), len(idx[1]), size, device, amp.dtype, amp.channels_last, n_workers)
-    return Cell(s, fold, monitored_metric(s), cache, idx[0], idx[1], device, model,
-                make_loss(s, cache, idx[0]), amp, size, *loaders, backbone, head,
-                backbone_modules(model))
+    return Cell(s, -1 if fold is None else fold, monitored_metric(s), cache, idx[0], idx[1],
+                device, model, make_loss(s, cache, idx[0]), amp, size, *loaders, backbone, head,
+                backbone_modules(model), backbone_blocks(model))
 
 
 # ----------------------------------------------------------------------------- steps
@@ -222,11 +246,15 @@ def as_float(out: torch.Tensor | dict[str, torch.Tensor]) -> Any:
     return out.float()
 
 
-def train_step(cell: Cell, phase: Phase, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def train_step(cell: Cell, phase: Phase, x: torch.Tensor, y: torch.Tensor,
+               scores: TrainingScores | None = None) -> torch.Tensor:
     x, y = model_input(cell, x, y)
     with cell.amp.autocast():
         out = cell.model(x)
-    loss = cell.loss_fn(as_float(out), y)
+    out = as_float(out)
+    loss = cell.loss_fn(out, y)
+    if scores is not None:
+        scores.add(out["out"] if isinstance(out, dict) else out, y)
     phase.optimizer.zero_grad(set_to_none=True)
     cell.amp.scaler.scale(loss).backward()
     cell.amp.scaler.step(phase.optimizer)  # skipped (fp16) when gradients overflowed
@@ -242,6 +270,8 @@ def evaluate(cell: Cell) -> tuple[float, np.ndarray, np.ndarray]:
     (N, K, S, S) uint8 (x / 255) and preds (N, S, S) arg-max at the cache side S (logits of a
     model run at another side are resized bilinearly first).
     """
+    if cell.refit:
+        return float("nan"), np.zeros(0), np.zeros(0)
     cell.model.eval()
     total = torch.zeros((), dtype=torch.float64, device=cell.device)
     probs, preds = [], []
@@ -284,7 +314,8 @@ class RunState:
     best: float = -np.inf
     best_epoch: int = 0
     best_file: str = ""  # best_e{k}.pt in the state directory
-    stale: int = 0  # epochs since the last improvement (early stopping)
+    watched: float = -np.inf  # best value of what early stopping watches (``watch``)
+    stale: int = 0  # epochs since the watched value last improved (early stopping)
     finished: bool = False  # early-stopped or all epochs done
     resumed_from: int = 0  # epochs already completed when this process started
 
@@ -299,6 +330,7 @@ class Run:
     store: StateStore | None = None
     stop: StopFlag = field(default_factory=StopFlag)
     callback: Callback | None = None
+    train_scores: TrainingScores | None = None  # of the epoch in progress
 
 
 def snapshot(cell: Cell, run: Run) -> dict[str, Any]:
@@ -306,7 +338,8 @@ def snapshot(cell: Cell, run: Run) -> dict[str, Any]:
     return {"settings": cell.s.to_dict(), "run": asdict(run.state), "phase": run.phase.number,
             "model": cell.model.state_dict(), "optimizer": run.phase.optimizer.state_dict(),
             "scheduler": run.phase.scheduler.state_dict(),
-            "scaler": cell.amp.scaler.state_dict(), "rng": rng_state()}
+            "scaler": cell.amp.scaler.state_dict(), "rng": rng_state(),
+            "train_scores": run.train_scores.state() if run.train_scores is not None else {}}
 
 
 def save(cell: Cell, run: Run) -> None:
@@ -331,7 +364,14 @@ def start(cell: Cell, store: StateStore | None) -> Run:
     best = store.load_best(state.best_file) if state.best_file else None
     log.info("resumed at epoch %d (batch %d) from %s: %d epochs were already done",
              state.epoch, state.batch, store.dir, state.resumed_from)
-    return Run(state, phase, best=best, store=store)
+    run = Run(state, phase, best=best, store=store, train_scores=training_scores(cell))
+    if state.batch:  # the interrupted epoch's training scores continue
+        run.train_scores.restore(saved.get("train_scores") or {}, cell.device)
+    return run
+
+
+def training_scores(cell: Cell) -> TrainingScores:
+    return TrainingScores(cell.s.task, num_outputs(cell.s.task, len(cell.cache.class_names)))
 
 
 def train_epoch(cell: Cell, run: Run) -> None:
@@ -341,8 +381,10 @@ def train_epoch(cell: Cell, run: Run) -> None:
     cell.train_sampler.set_epoch(st.epoch, start=st.batch)
     bar = BatchProgress(len(cell.train_sampler), f"epoch {st.epoch}", initial=st.batch)
     loss_sum = torch.tensor(st.loss_sum, dtype=torch.float64, device=cell.device)
+    if st.batch == 0 or run.train_scores is None:
+        run.train_scores = training_scores(cell)
     for x, y in cell.train_loader:
-        loss = train_step(cell, run.phase, x, y)
+        loss = train_step(cell, run.phase, x, y, run.train_scores)
         loss_sum += loss.double() * len(x)  # stays on the device: no sync per batch
         st.batch, st.loss_count = st.batch + 1, st.loss_count + len(x)
         bar.step(len(x), loss.item() if bar.wants_loss() else None)
@@ -367,27 +409,38 @@ def stop_now(cell: Cell, run: Run) -> None:
 def end_epoch(cell: Cell, run: Run, lr: float, seconds: float) -> None:
     """Validate, step the schedule, keep the best, append the metrics row."""
     st = run.state
+    train_loss = st.loss_sum / max(st.loss_count, 1)
+    train_scores = run.train_scores.scores() if run.train_scores is not None else {}
     val_loss, probs, preds = evaluate(cell)
-    scores = split_scores(cell.s.task, cell.cache, cell.val_idx, probs, preds)
-    value = scores[cell.metric]
-    run.phase.step(value)
-    improved = value > st.best or run.best is None
+    if cell.refit:  # no validation fold: the training-set scores steer, the last epoch is kept
+        scores, value, loss = {}, train_scores.get(cell.metric, float("nan")), train_loss
+    else:
+        scores = split_scores(cell.s.task, cell.cache, cell.val_idx, probs, preds)
+        value, loss = scores[cell.metric], val_loss
+    watched = -loss if cell.s.watch == "loss" else value  # larger is better either way
+    run.phase.step(watched)
+    if watched > st.watched:
+        st.watched, st.stale = watched, 0
+    else:
+        st.stale += 1
+    improved = value > st.best or run.best is None or cell.refit
     if improved:
-        st.best, st.best_epoch, st.stale = value, st.epoch, 0
+        st.best, st.best_epoch = value, st.epoch
         run.best = checkpoint_payload(cell.model, cell.s, cell.cache.class_names,
                                       cell.cache.image_size, cell.input_size, st.epoch,
                                       cell.metric, value)
         if run.store is not None:
             st.best_file = run.store.save_best(st.epoch, run.best)
-    else:
-        st.stale += 1
-    st.rows.append({"epoch": st.epoch, "train_loss": st.loss_sum / max(st.loss_count, 1),
-                    "val_loss": val_loss, **{f"val_{k}": v for k, v in scores.items()},
+    st.rows.append({"epoch": st.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                    **{f"train_{k}": v for k, v in train_scores.items()},
+                    **{f"val_{k}": v for k, v in scores.items()},
                     "lr": lr, "phase": run.phase.number, "resumed_from": st.resumed_from,
                     "seconds": seconds})
-    log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f lr %.2g%s", st.epoch,
-             cell.s.epochs, st.rows[-1]["train_loss"], val_loss, cell.metric, value, lr,
-             " *" if improved else "")
+    log.info("epoch %d/%d train_loss %.4f train_%s %.4f val_loss %.4f val_%s %.4f lr %.2g%s",
+             st.epoch, cell.s.epochs, train_loss, cell.metric,
+             train_scores.get(cell.metric, float("nan")), val_loss, cell.metric,
+             scores.get(cell.metric, float("nan")), lr,
+             " *" if improved and not cell.refit else "")
 
 
 def next_epoch(cell: Cell, run: Run) -> None:
@@ -396,8 +449,9 @@ def next_epoch(cell: Cell, run: Run) -> None:
     if st.epoch == freeze_epochs(cell.s, cell.backbone) and st.epoch < cell.s.epochs:
         run.phase = cell.phase(2)
         log.info("backbone unfrozen after epoch %d; lr %.2g", st.epoch, cell.s.lr)
-    if cell.s.patience and st.stale >= cell.s.patience:
-        log.info("early stop: no val_%s gain for %d epochs; best epoch %d", cell.metric,
+    if cell.s.patience and st.stale >= cell.s.patience and not cell.refit:
+        watched = "loss" if cell.s.watch == "loss" else cell.metric
+        log.info("early stop: no val_%s gain for %d epochs; best epoch %d", watched,
                  st.stale, st.best_epoch)
         st.finished = True
     st.finished = st.finished or st.epoch >= cell.s.epochs
@@ -450,6 +504,30 @@ def train_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, settings
     """
     s = TrainSettings.from_dict(settings)
     cell = setup_cell(s, cache_dir, folds_csv, fold, threads, workers)
+    run_cell(cell, checkpoint_path, metrics_path, oof_path, state_dir, callback, state_root)
+
+
+def refit_cell(cache_dir: str | Path, metrics_csvs: list[str | Path], settings: dict[str, Any],
+               seed: int, checkpoint_path: str | Path, metrics_path: str | Path,
+               threads: int = 1, state_dir: str | Path | None = None,
+               workers: int | None = None, state_root: str | Path | None = None) -> None:
+    """Train the selected cell's recipe (``settings``) on every training image for the epoch
+    count its folds chose (``metrics_csvs``: their metrics.csv files), with refit seed ``seed``
+    (0, 1, ...); write the last epoch's checkpoint and the per-epoch metrics (no OOF)."""
+    epochs = refit_epochs(metrics_csvs)
+    # Seeds 1000 + r never meet the folds' s.seed + k.
+    s = TrainSettings.from_dict({**settings, "epochs": epochs, "patience": 0,
+                                 "seed": int(settings.get("seed", 0)) + 1000 + seed})
+    log.info("refit %d of %s/%s/%s on every training image for %d epochs (the folds' mean best "
+             "epoch)", seed, s.task, s.model, s.loss, epochs)
+    cell = setup_cell(s, cache_dir, None, None, threads, workers)
+    run_cell(cell, checkpoint_path, metrics_path, None, state_dir, None, state_root)
+
+
+def run_cell(cell: Cell, checkpoint_path: str | Path, metrics_path: str | Path,
+             oof_path: str | Path | None, state_dir: str | Path | None,
+             callback: Callback | None, state_root: str | Path | None) -> None:
+    """Fit ``cell`` (resuming a saved state) and write its outputs."""
     store = (StateStore(state_dir, cell_fingerprint(cell), state_root)
              if state_dir is not None else None)
     run = start(cell, store)
@@ -462,14 +540,15 @@ def train_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, settings
 
 
 def finish(cell: Cell, run: Run, checkpoint_path: str | Path, metrics_path: str | Path,
-           oof_path: str | Path) -> None:
+           oof_path: str | Path | None) -> None:
     """Restore the best weights, compute their OOF probabilities, write the outputs."""
     assert run.best is not None
     cell.model.load_state_dict(run.best["state_dict"])
-    _, probs, _ = evaluate(cell)
     torch_save(checkpoint_path, run.best)
     write_metrics(metrics_path, run.state.rows, asdict(cell.s), cell.fold, cell.metric)
-    write_oof(oof_path, [cell.cache.ids[i] for i in cell.val_idx], cell.val_idx, probs)
+    if oof_path is not None:
+        _, probs, _ = evaluate(cell)
+        write_oof(oof_path, [cell.cache.ids[i] for i in cell.val_idx], cell.val_idx, probs)
     resumed = max((row["resumed_from"] for row in run.state.rows), default=0)
     log.info("best epoch %d (val_%s %.4f); %d epochs came from a resumed state",
              run.state.best_epoch, cell.metric, run.state.best, resumed)

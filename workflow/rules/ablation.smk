@@ -61,5 +61,6 @@ rule ablation:
         ENV
     params:
         tta=config["predict"]["tta"],
+        refit=REFIT_MODE,
     script:
         "../scripts/ablation.py"

@@ -26,6 +26,14 @@ POST = config["post"]
 SHARDS = list(range(POST["shards"]))
 CRF = POST["crf"]
 ENV = "../envs/vocflow.yaml"
+PREDICT = config["predict"]
+# How test prediction uses refits of the selected recipe (vocflow.ablation.REFIT_MODES).
+REFIT_MODE = (
+    ("with_folds" if PREDICT.get("refit_with_folds", True) else "alone")
+    if PREDICT.get("refit")
+    else "off"
+)
+REFIT_SEEDS = list(range(PREDICT.get("refit_seeds", 1))) if REFIT_MODE != "off" else []
 CACHE_FILES = ["index.csv", "images.npy", "masks.npy", "orig_images.npy", "orig_masks.npy"]
 
 
@@ -74,6 +82,18 @@ def selected_oof(*tasks):
     return lambda w: [f for t in (tasks or [w.task]) for f in selected(t).oof]
 
 
+def selected_metrics(w):
+    """Input function: the metrics.csv of every fold of the job's selected cell (their best
+    epochs set a refit's epoch count)."""
+    sel = selected(w.task)
+    return [f"results/{w.task}/{sel.model}/{sel.loss}/fold{k}/metrics.csv" for k in FOLDS]
+
+
+def refit_checkpoints(task=None):
+    """Input function: the refit checkpoints of the selected recipe ([] without refit)."""
+    return lambda w: [f"results/{task or w.task}/refit/seed{s}/best.pt" for s in REFIT_SEEDS]
+
+
 def per_task(**names):
     """Named inputs ``{task}_{key}`` -> ``results/{task}/{file}`` for both tasks."""
     return {f"{t}_{k}": f"results/{t}/{name}" for t in TASKS for k, name in names.items()}
@@ -106,6 +126,7 @@ def final_targets():
             for name in ("selected.yaml", "thresholds.yaml", "threshold_curves.csv")
         ],
         "results/segmentation/crf.yaml",
+        "results/classification/class_report.csv",
         "results/ablation.csv",
         "results/oof_score.yaml",
         "results/submission.csv",
@@ -113,6 +134,7 @@ def final_targets():
     ]
     if test_labelled():
         targets.append("results/score.yaml")
+    targets += expand("results/{task}/refit/seed{seed}/best.pt", task=TASKS, seed=REFIT_SEEDS)
     if ATTACK_METHODS:
         targets += ["results/attacks/summary.csv", "results/attacks/success_vs_eps.png"]
         targets += expand(
@@ -125,4 +147,5 @@ wildcard_constraints:
     task=alternation(TASKS),
     split="train|test",
     fold=r"\d+",
+    seed=r"\d+",
     shard=r"\d+",

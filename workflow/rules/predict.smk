@@ -8,8 +8,11 @@ rule predict:
         cache=cache("test"),
         selection="results/{task}/selected.yaml",
         checkpoints=selected_checkpoints(),
+        refit=refit_checkpoints(),
     output:
-        "results/{task}/test_probs.npz",
+        probs="results/{task}/test_probs.npz",
+        # The models and TTA of this prediction, for `vocflow predict` on new images.
+        predictor="results/{task}/predictor.yaml",
     log:
         "results/logs/predict_{task}.log",
     benchmark:
@@ -21,6 +24,8 @@ rule predict:
         tta=config["predict"]["tta"],
         batch_size=config["predict"]["batch_size"],
         per_fold=test_labelled(),
+        with_folds=REFIT_MODE != "alone",
+        reconcile=POST["reconcile"],
     script:
         "../scripts/predict.py"
 

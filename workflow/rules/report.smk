@@ -25,6 +25,7 @@ REPORT_PATHS = {
     "crf": "results/segmentation/crf.yaml",
     "crf_panels": "results/segmentation/crf_panels",
     "ablation": "results/ablation.csv",
+    "class_report": "results/classification/class_report.csv",
     "attacks_summary": "results/attacks/summary.csv",
     "attacks_dir": "results/attacks",
     "repo": workflow.basedir,
@@ -36,6 +37,7 @@ OPTIONAL_FILES = {
         REPORT_PATHS["crf"],
         REPORT_PATHS["crf_panels"],
         REPORT_PATHS["ablation"],
+        REPORT_PATHS["class_report"],
     ],
     "attacks": [REPORT_PATHS["attacks_summary"]],
 }

@@ -9,4 +9,5 @@ setup_logging(snakemake.log[0])
 write_ablation(shard_npzs=list(snakemake.input.shards),
                train_cache_dir=Path(snakemake.input.cache[0]).parent, crf_yaml=snakemake.input.crf,
                test_yaml=snakemake.input.test, use_tta=snakemake.params.tta,
-               out_csv=snakemake.output.table, oof_submission_csv=snakemake.output.oof_submission)
+               out_csv=snakemake.output.table, oof_submission_csv=snakemake.output.oof_submission,
+               refit=snakemake.params.refit)

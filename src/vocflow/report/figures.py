@@ -107,8 +107,8 @@ def grid_heatmap(board: pd.DataFrame, task: str) -> Fig:
 
 
 def learning_curves(history: pd.DataFrame, task: str, metric: str) -> Fig:
-    """Loss (train vs val) and the validation metric per epoch; one row per model × loss,
-    folds overlaid."""
+    """Loss and the selection metric per epoch, training (solid) beside validation (dashed);
+    one row per model × loss, folds overlaid."""
     runs = history[(history["task"] == task) & (history["epoch"] > 0)]
     cells = list(runs.groupby(["model", "loss"], sort=True).groups)
     fig, axes = plt.subplots(max(len(cells), 1), 2, figsize=(10, 2.8 * max(len(cells), 1)),
@@ -120,10 +120,13 @@ def learning_curves(history: pd.DataFrame, task: str, metric: str) -> Fig:
                                      label=f"train f{fold}")[0]
             axes[row, 0].plot(part["epoch"], part["val_loss"], "--", color=line.get_color(),
                               label=f"val f{fold}")
-            axes[row, 1].plot(part["epoch"], part[f"val_{metric}"], "-", marker=".",
-                              label=f"fold {fold}")
+            line = axes[row, 1].plot(part["epoch"], part[f"val_{metric}"], "--", marker=".",
+                                     label=f"val f{fold}")[0]
+            if f"train_{metric}" in part:  # the training-set score, from its own batches
+                axes[row, 1].plot(part["epoch"], part[f"train_{metric}"], "-",
+                                  color=line.get_color(), label=f"train f{fold}")
         axes[row, 0].set(title=f"{model} / {loss}: loss", xlabel="epoch")
-        axes[row, 1].set(title=f"{model} / {loss}: val {metric}", xlabel="epoch")
+        axes[row, 1].set(title=f"{model} / {loss}: {metric}", xlabel="epoch")
         for ax in axes[row]:
             ax.legend(fontsize=7)
     fig.tight_layout()

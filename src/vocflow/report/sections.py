@@ -135,8 +135,8 @@ def training_section(ctx: ReportContext, sec: Section, history: pd.DataFrame) ->
             continue
         metric = ctx.metric(task)
         sec.figure(f"{task}_curves", ctx.png(F.learning_curves(history, task, metric)),
-                   f"{task}: learning curves per model × loss, folds overlaid (loss: solid "
-                   f"train, dashed validation; right: validation {metric}).")
+                   f"{task}: learning curves per model × loss, folds overlaid (solid: "
+                   f"training set, dashed: validation; left: loss, right: {metric}).")
 
 
 @section("per_class")
@@ -152,6 +152,12 @@ def per_class_section(ctx: ReportContext) -> Section:
                    "predictions (F1 at 0.5; f1_tuned at the tuned thresholds).")
         sec.add(collapsed(f"{task}: per-class table",
                           table(ev.per_class[["class", *cols]], digits=3)))
+        report = read_csv(ctx.paths.class_report) if task == "classification" else None
+        if report is not None:
+            sec.add(paragraph("classification: per-class precision, recall, F1 and support at "
+                              "the tuned thresholds, with ROC-AUC and AP (out-of-fold; "
+                              "results/classification/class_report.csv)."))
+            sec.add(table(report, digits=3))
         if ev.confusion is not None:
             names = list(ev.per_class["class"])
             sec.figure(f"{task}_confusion", ctx.png(F.confusion_figure(ev.confusion, names)),

@@ -39,6 +39,7 @@ class ReportPaths:
     crf: str | None = None  # tuned CRF parameters (yaml)
     crf_panels: str | None = None  # directory of CRF before/after PNGs
     ablation: str | None = None  # csv: task, step, kaggle, miou, notes
+    class_report: str | None = None  # csv: per-class precision/recall/F1/ROC-AUC (classification)
     attacks_summary: str | None = None  # csv, one row per task × attack × ε
     attacks_dir: str | None = None  # holds *success_vs_eps*.png and panels/*.png
     repo: str | None = None  # the workflow's directory, for the git commit
