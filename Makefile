@@ -32,8 +32,15 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
+# dag.svg: the job DAG (one node per job; jobs already done are dashed); rulegraph.svg: one
+# node per rule. Drawn by Graphviz dot (Debian package graphviz).
 dag: install
-	$(BIN)/snakemake --rulegraph | dot -Tsvg > dag.svg
+	@command -v dot >/dev/null 2>&1 || { echo "make dag: Graphviz 'dot' is not installed: apt-get install graphviz" >&2; exit 1; }
+	$(BIN)/snakemake --dag > dag.dot
+	dot -Tsvg dag.dot -o dag.svg
+	$(BIN)/snakemake --rulegraph > rulegraph.dot
+	dot -Tsvg rulegraph.dot -o rulegraph.svg
+	rm -f dag.dot rulegraph.dot
 
 clean:
 	rm -rf results .snakemake

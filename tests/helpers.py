@@ -102,7 +102,7 @@ def job_counts(text: str) -> dict[str, int]:
 # What the Snakefile imports: a child forked after these imports parses it in a fraction of a
 # second instead of importing them again (seconds each run, on a 2-core machine the bulk).
 SNAKEFILE_IMPORTS = ("snakemake.cli", "snakemake.api", "snakemake.utils", "vocflow.grid",
-                     "vocflow.attacks.registry", "vocflow.config", "vocflow.logs",
+                     "vocflow.attack_config", "vocflow.config", "vocflow.logs",
                      "vocflow.artifacts", "vocflow.data.sources", "vocflow.report.sources")
 
 

@@ -40,6 +40,10 @@ SLURM_COMMANDS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", 
 TASK_GRID = {"classification": (["cnn", "cnn_small"], ["bce", "focal"]),
              "segmentation": (["unet", "unet_small"], ["ce", "ce_dice"])}
 TARGETS = ("results/leaderboard.csv",)
+PARTIAL = ("--config", "partial=true")
+BROKEN_MODEL = "cnn_broken"  # .test/config/cluster_partial.yaml: fails for good
+# What the plugin's --comment names: rules, and groups for grouped jobs (rule_GROUP).
+RULES = ["train_classification", "train_segmentation", "data", "infer", "post", "attack"]
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
 # Cells added to the grid by single runs (.test/config/cluster_*.yaml).
@@ -92,12 +96,35 @@ def test_dry_run_and_dag_need_no_slurm(tmp_path: Path) -> None:
     for rule in ("train_classification", "train_segmentation"):
         assert {"gpu=1", "cpus_per_gpu=1", "runtime=120", "slurm_partition=gpu",
                 "slurm_extra=--signal=TERM@120"} <= set(resources[rule].split(", "))
-    for rule in ("baseline", "leaderboard"):
-        assert "slurm_partition=cpu" in resources[rule] and "gpu" not in resources[rule]
+    assert "slurm_partition=cpu" in resources["baseline"] and "gpu" not in resources["baseline"]
+    assert re.search(r"\nlocalrule leaderboard:\n", text)  # seconds of work: no SLURM job
     dag = run_snakemake(workdir, *PROFILE, *TARGETS, "--dag", timeout=300, env=env)
     assert dag.returncode == 0, dag.stderr[-3000:]
     assert dag.stdout.lstrip().startswith("digraph")
     assert "train_segmentation" in dag.stdout and "leaderboard" in dag.stdout
+
+
+def test_gpus_where_the_work_is_and_site_names_only_in_the_profile(tmp_path: Path) -> None:
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    partitions = {profile["default-resources"]["slurm_partition"]} | {
+        r["slurm_partition"] for r in profile["set-resources"].values()}
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        text = smk.read_text()
+        assert not re.search(r"slurm_(partition|account)|gpu_model", text), smk
+        for name in partitions:
+            assert not re.search(rf"[\"']{name}[\"']", text), (smk, name)
+    (tmp_path / "wf").mkdir()
+    dry = run_snakemake(copy_workflow(tmp_path / "wf", "cluster"), *PROFILE, "-n", timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    text = dry.stdout + dry.stderr
+    resources = dict(re.findall(r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", text))
+    gpu = {rule for rule, res in resources.items() if "gpu=1" in res.split(", ")}
+    assert gpu == {"train_classification", "train_segmentation", "predict", "oof_tta", "attack"}
+    for rule, res in resources.items():
+        part = "slurm_partition=gpu" if rule in gpu else "slurm_partition=cpu"
+        assert part in res.split(", "), (rule, res)
+        if rule in gpu - {"train_classification", "train_segmentation"}:  # grows on retries
+            assert "runtime=60" in res and "mem_mb=1500" in res, (rule, res)
 
 
 def test_profile_keeps_one_job_per_cell() -> None:
@@ -162,7 +189,8 @@ def slurm_cluster() -> Iterator[Path]:
 
 
 def sacct(*args: str) -> list[dict[str, str]]:
-    fields = "JobID,JobName,Comment,State,ReqTRES,AllocTRES,Timelimit,ReqMem,Partition"
+    fields = ("JobID,JobName,Comment,State,ReqTRES,AllocTRES,Timelimit,ReqMem,Partition,Start,"
+              "End")
     out = subprocess.run(["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", fields, *args],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return [dict(zip(fields.split(","), line.split("|"), strict=True))
@@ -176,17 +204,21 @@ def run_id(output: str) -> str:
 
 
 def rule_of(comment: str, rules: list[str]) -> str:
-    """The plugin's --comment is rule_RULE or rule_RULE_wildcards_W1_W2..."""
+    """The plugin's --comment is rule_RULE or rule_RULE_wildcards_W1_W2..., and for a group
+    job rule_GROUP_RULE1_RULE2..."""
     for rule in sorted(rules, key=len, reverse=True):
-        if comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_"):
+        if comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_"):
             return rule
     raise AssertionError(f"no rule for comment {comment!r}")
 
 
-def expected_cells() -> set[str]:
+def expected_cells(*extra_models: str) -> set[str]:
+    """The plugin's comments of the grid's training jobs (with ``extra_models`` in
+    classification)."""
     return {f"rule_train_{task}_wildcards_{m}_{loss}_{k}"
             for task, (models, losses) in TASK_GRID.items()
-            for m in models for loss in losses for k in (0, 1)}
+            for m in models + (list(extra_models) if task == "classification" else [])
+            for loss in losses for k in (0, 1)}
 
 
 def wait_for(check, seconds: float, what: str):
@@ -290,13 +322,25 @@ def finish(driver: subprocess.Popen, workdir: Path) -> dict:
             "output": (workdir / "driver.out").read_text()}
 
 
+def status_while_running(driver: subprocess.Popen, workdir: Path) -> str:
+    """`vocflow status` of the running sweep, once it shows a failed cell (the broken model
+    fails at once while the rest of the grid still trains)."""
+    def snapshot() -> str | None:
+        out = subprocess.run([sys.executable, "-m", "vocflow.cli", "status"], cwd=workdir,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout if "failed" in out.stdout and driver.poll() is None else None
+    return wait_for(snapshot, 900, "`vocflow status` to show the failed cell mid-sweep")
+
+
 @pytest.fixture(scope="module")
 def runs(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Every SLURM run of this module. The data (synthetic set, caches, folds) is made once,
     locally, and each run starts from a copy. First the `vocflow submit` drivers, one after the
     other (a driver holds one of the two CPUs); then, together so that both GPUs stay busy, the
-    tiny grid, a failing cell (retried once) and two cells interrupted after their first epoch
-    (a requeue, a time-limit warning)."""
+    whole study with a model that fails for good (no retry), a failing cell (retried once) and
+    two cells interrupted after their first epoch (a requeue, a time-limit warning); last, the
+    partial run that builds the study from the grid's finished cells."""
     root = tmp_path_factory.mktemp("slurm")
     started = time.perf_counter()
     (root / "base").mkdir()
@@ -310,40 +354,61 @@ def runs(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
                 ("resume", ["cluster_long"], tuple(f"results/{c}/metrics.csv"
                                                    for c in (REQUEUED, WARNED))),
                 ("failure", ["cluster_broken"], ("--retries", "1", *BROKEN_CELLS)),
-                ("grid", [], TARGETS)):
+                ("grid", ["cluster_partial"], ("--retries", "0"))):
             workdir = clone(base, root / name, *overlays)
             drivers[name] = (start_driver(workdir, *args), workdir)
         interrupted = interrupt_after_first_checkpoint(*drivers["resume"])
+        status = status_while_running(*drivers["grid"])
         results = {name: finish(*driver) for name, driver in drivers.items()}
+        grid = results["grid"]["workdir"]
+        results["partial"] = finish(start_driver(grid, *PARTIAL), grid)
     finally:
         for driver, _ in drivers.values():
             if driver.poll() is None:
                 driver.send_signal(signal.SIGINT)  # Snakemake then cancels its SLURM jobs
                 driver.wait(timeout=120)
     results["resume"]["job_ids"] = interrupted
+    results["grid"]["status"] = status
     results["submit"] = submitted
-    print(f"SLURM runs (local data prep, submit; grid, failure, requeue and warning together): "
-          f"{time.perf_counter() - started:.0f} s")
+    print(f"SLURM runs (local data prep, submit; grid, failure, requeue and warning together; "
+          f"partial): {time.perf_counter() - started:.0f} s")
     return results
 
 
-@pytest.mark.cluster
-def test_every_cell_is_its_own_gpu_job(runs: dict) -> None:
-    grid = runs["grid"]
-    assert grid["returncode"] == 0, grid["output"][-6000:]
-    rules = ["train_classification", "train_segmentation", "baseline", "leaderboard"]
+def jobs_by_rule(output: str) -> dict[str, list[dict]]:
+    """sacct's jobs of the run that printed ``output``, by rule or group."""
     by_rule: dict[str, list[dict]] = {}
-    for job in sacct("--name", run_id(grid["output"])):
-        assert job["State"] == "COMPLETED", job
-        by_rule.setdefault(rule_of(job["Comment"], rules), []).append(job)
-    train = by_rule.pop("train_classification") + by_rule.pop("train_segmentation")
-    assert sorted(j["Comment"] for j in train) == sorted(expected_cells())  # a job per cell
-    for job in train:
+    for job in sacct("--name", run_id(output)):
+        by_rule.setdefault(rule_of(job["Comment"], RULES), []).append(job)
+    return by_rule
+
+
+@pytest.mark.cluster
+def test_the_study_is_few_jobs_with_gpus_where_the_work_is(runs: dict) -> None:
+    grid, partial = runs["grid"], runs["partial"]
+    assert grid["returncode"] != 0  # the broken model's cells failed
+    assert partial["returncode"] == 0, partial["output"][-6000:]
+    trained, after = jobs_by_rule(grid["output"]), jobs_by_rule(partial["output"])
+    train = trained.pop("train_classification") + trained.pop("train_segmentation")
+    assert sorted(j["Comment"] for j in train) == sorted(expected_cells(BROKEN_MODEL))
+    assert {j["State"] for j in train if "_cnn_broken_" in j["Comment"]} == {"FAILED"}
+    # the data steps and the random baseline are one CPU job; nothing else ran before selection
+    assert {rule: len(jobs) for rule, jobs in trained.items()} == {"data": 1}
+    # after the grid: inference, post-processing, attacks — one job each, one after the other
+    assert {rule: len(jobs) for rule, jobs in after.items()} == {"infer": 1, "post": 1,
+                                                                 "attack": 1}
+    chain = [after[g][0] for g in ("infer", "post", "attack")]
+    assert [j["State"] for j in chain] == ["COMPLETED"] * 3
+    assert chain[0]["Start"] >= max(j["End"] for j in train)
+    assert chain[1]["Start"] >= chain[0]["End"] and chain[2]["Start"] >= chain[1]["End"]
+    # at most (training cells + GPU inference jobs + 5) SLURM jobs for the whole study
+    total = len(train) + sum(len(j) for j in [*trained.values(), *after.values()])
+    assert total <= len(train) + 2 + 5
+    # GPUs exactly on training and network inference; the profile names the partitions
+    for job in train + after["infer"] + after["attack"]:
         assert "gres/gpu=1" in job["ReqTRES"] and "gres/gpu" in job["AllocTRES"], job
         assert job["Partition"] == "gpu"
-    assert {rule: len(jobs) for rule, jobs in by_rule.items()} == {"baseline": 4,
-                                                                    "leaderboard": 1}
-    for job in by_rule["baseline"] + by_rule["leaderboard"]:
+    for job in trained["data"] + after["post"]:
         assert "gres/gpu" not in job["ReqTRES"] + job["AllocTRES"], job
         assert job["Partition"] == "cpu"
 
@@ -358,16 +423,42 @@ def test_every_output_exists(runs: dict) -> None:
                     for name in ("best.pt", "metrics.csv", "oof.npz"):
                         assert (r / task / m / loss / f"fold{k}" / name).is_file()
                     assert not (r / "state" / task / m / loss / f"fold{k}").exists()
+    for name in ("submission.csv", "score.yaml", "ablation.csv", "report/index.html",
+                 "attacks/summary.csv"):
+        assert (r / name).is_file(), name
+    # successful jobs' SLURM logs are removed; only the failed cells' are left
+    assert {p.parent.name for p in (r / "logs/slurm").rglob("*.log")} == {
+        f"{BROKEN_MODEL}_{loss}_{k}" for loss in TASK_GRID["classification"][1] for k in (0, 1)}
+
+
+@pytest.mark.cluster
+def test_partial_run_lists_the_failed_cells(runs: dict) -> None:
+    r = runs["grid"]["workdir"] / "results"
     board = pd.read_csv(r / "leaderboard.csv")
-    assert len(board) == 2 * (4 + 1)  # per task: 2 models × 2 losses + the random baseline
-    # successful jobs' SLURM logs are removed; nothing failed, so none is left
-    assert not list((r / "logs/slurm").rglob("*.log"))
+    failed = board[board["status"] == "failed"]
+    assert set(failed["model"]) == {BROKEN_MODEL} and len(failed) == 2  # × 2 losses
+    assert len(board) == 2 * (4 + 1) + 2  # per task: 2 × 2 cells + the random baseline
+    selection = yaml.safe_load((r / "classification/selected.yaml").read_text())
+    assert selection["partial"] is True and selection["model"] != BROKEN_MODEL
+    assert yaml.safe_load((r / "segmentation/selected.yaml").read_text()).get("partial") in (
+        None, False)
+    html = (r / "report/index.html").read_text()
+    assert "Partial grid" in html and BROKEN_MODEL in html
+
+
+@pytest.mark.cluster
+def test_status_shows_the_running_sweep_and_the_failed_cells_log(runs: dict) -> None:
+    status = runs["grid"]["status"]
+    broken = [line for line in status.splitlines() if BROKEN_MODEL in line]
+    assert broken and all("failed" in line for line in broken[:1]), status
+    assert f"results/logs/train/classification/{BROKEN_MODEL}/" in status, status
+    assert re.search(r"\b(running|pending|done)\b", status), status
 
 
 @pytest.mark.cluster
 def test_second_invocation_submits_nothing(runs: dict) -> None:
     before = len(sacct())
-    again = run_snakemake(runs["grid"]["workdir"], *PROFILE, *FAST, *TARGETS, timeout=300)
+    again = run_snakemake(runs["grid"]["workdir"], *PROFILE, *FAST, *PARTIAL, timeout=300)
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
     assert "Nothing to be done" in output

@@ -19,7 +19,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+from helpers import copy_workflow, run_snakemake  # noqa: E402
 
+from vocflow.artifacts import write_metrics  # noqa: E402
 from vocflow.baseline import baseline_cell  # noqa: E402
 from vocflow.grid import TrainSettings  # noqa: E402
 from vocflow.leaderboard import write_leaderboard, write_selection  # noqa: E402
@@ -28,11 +30,12 @@ from vocflow.report.context import ReportContext, class_thresholds  # noqa: E402
 from vocflow.report.discussion import ablation_sentences, leaderboard_sentences  # noqa: E402
 from vocflow.report.palette import colorize, voc_palette  # noqa: E402
 from vocflow.report.rulegraph import (  # noqa: E402
+    MAX_DAG_JOBS,
     UNAVAILABLE,
-    capture_rule_graph,
-    layers,
-    parse_dot,
-    rule_graph_png,
+    GraphvizError,
+    capture_dot,
+    count_nodes,
+    render_dot,
 )
 from vocflow.report.sections import ORDER, SECTIONS  # noqa: E402
 from vocflow.report.sources import ReportOptions, ReportPaths, optional_inputs  # noqa: E402
@@ -93,21 +96,32 @@ def test_best_and_worst() -> None:
     assert list(best) == [1, 3] and list(worst) == [2, 0]
 
 
-def test_rule_graph_parse_layers_and_draw() -> None:
-    nodes, edges = parse_dot(DOT)
-    assert nodes == {"0": "all", "1": "report", "2": "train_segmentation", "3": "ingest"}
-    assert layers(list(nodes), edges) == {"3": 0, "2": 1, "1": 2, "0": 3}
-    png = rule_graph_png(DOT)
-    assert png is not None and png.startswith(b"\x89PNG")
-    assert rule_graph_png(f"{UNAVAILABLE}: no\n") is None
+def dag_dot(jobs: int) -> str:
+    """A chain of ``jobs`` train jobs, as `snakemake --dag` writes it."""
+    nodes = "".join(f'\t{i}[label = "train_segmentation\\nfold: {i}", color = "0.2 0.6 0.85", '
+                    'style="rounded,dashed"];\n' for i in range(jobs))
+    edges = "".join(f"\t{i} -> {i + 1}\n" for i in range(jobs - 1))
+    return f"digraph snakemake_dag {{\n    graph[bgcolor=white, margin=0];\n{nodes}{edges}}}\n"
 
 
-def test_capture_rule_graph_keeps_dot_or_says_why(tmp_path: Path) -> None:
+def test_graphviz_draws_the_rule_graph(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert count_nodes(DOT) == 4 and count_nodes(dag_dot(7)) == 7
+    assert render_dot(DOT).startswith(b"\x89PNG")
+    assert b"<svg" in render_dot(DOT, fmt="svg")
+    with pytest.raises(GraphvizError, match="Graphviz 'dot' failed"):
+        render_dot("digraph { 0 -> }")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot on it
+    with pytest.raises(GraphvizError, match=r"not on PATH: install Graphviz \(apt-get install "
+                       "graphviz"):
+        render_dot(DOT)
+
+
+def test_capture_dot_keeps_dot_or_says_why(tmp_path: Path) -> None:
     ok = [sys.executable, "-c", f"print('Building DAG'); print({DOT!r})"]
-    capture_rule_graph(ok, tmp_path / "a.dot")
+    capture_dot(ok, tmp_path / "a.dot")
     assert (tmp_path / "a.dot").read_text().startswith("digraph")
-    capture_rule_graph([sys.executable, "-c", "import sys; sys.exit('no snakefile')"],
-                       tmp_path / "b.dot")
+    capture_dot([sys.executable, "-c", "import sys; sys.exit('no snakefile')"],
+                tmp_path / "b.dot")
     assert (tmp_path / "b.dot").read_text().startswith(f"{UNAVAILABLE}: exit 1: no snakefile")
 
 
@@ -265,11 +279,13 @@ def results(tiny_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     other_stages(out, names)
     benchmarks(out / "benchmarks")
     (out / "rulegraph.dot").write_text(DOT)
+    (out / "dag.dot").write_text(dag_dot(3))
     (out / "score.yaml").write_text(yaml.safe_dump(
         {"ours": {"score": 0.4, "classification": 0.5, "segmentation": 0.3},
          "random": {"score": 0.1, "classification": 0.15, "segmentation": 0.05}}))
     full = {**bare, "score": str(out / "score.yaml"), "benchmarks": str(out / "benchmarks"),
-            "rulegraph": str(out / "rulegraph.dot"), "repo": str(REPO),
+            "rulegraph": str(out / "rulegraph.dot"), "dag": str(out / "dag.dot"),
+            "repo": str(REPO),
             "threshold_curves": {t: str(out / t / "threshold_curves.csv") for t in CELLS},
             "crf": str(out / "segmentation" / "crf.yaml"),
             "crf_panels": str(out / "segmentation" / "crf_panels"),
@@ -304,7 +320,7 @@ def test_full_report_renders_every_section(results: dict) -> None:
     assert {"data/examples.png", "leaderboard/classification_grid.png",
             "training/segmentation_curves.png", "per_class/segmentation_confusion.png",
             "qualitative/segmentation_worst.png", "post/classification_threshold_curves.png",
-            "runtime/runtime.png", "provenance/rulegraph.png"} <= names
+            "runtime/runtime.png", "provenance/rulegraph.png", "provenance/dag.png"} <= names
     # The attack stage drew its own success plot, so the report embeds that one instead.
     assert "attacks/success_vs_eps.png" not in names and "success_vs_eps.png" in found["attacks"]
     md = (results["out"] / "full" / "discussion.md").read_text()
@@ -333,6 +349,103 @@ def test_a_broken_input_shows_in_its_section_only(results: dict, tmp_path: Path)
         ReportContext(paths, ReportOptions()))}
     assert 'class="error"' in sections["attacks"] and "summary.csv" in sections["attacks"]
     assert all('class="error"' not in v for k, v in sections.items() if k != "attacks")
+
+
+def provenance_of(paths: ReportPaths) -> str:
+    (sec,) = render_sections(ReportContext(paths, ReportOptions()), ["provenance"])
+    return "".join(sec.parts)
+
+
+def test_provenance_draws_both_graphs_but_not_a_big_dag(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "rules.dot").write_text(DOT)
+    (tmp_path / "small.dot").write_text(dag_dot(MAX_DAG_JOBS))
+    (tmp_path / "big.dot").write_text(dag_dot(MAX_DAG_JOBS + 1))
+    html = provenance_of(ReportPaths(rulegraph=str(tmp_path / "rules.dot"),
+                                     dag=str(tmp_path / "small.dot")))
+    assert 'data-figure="provenance/rulegraph"' in html and 'data-figure="provenance/dag"' in html
+    html = provenance_of(ReportPaths(rulegraph=str(tmp_path / "rules.dot"),
+                                     dag=str(tmp_path / "big.dot")))
+    assert 'data-figure="provenance/rulegraph"' in html and "provenance/dag" not in html
+    assert f"Job DAG: {MAX_DAG_JOBS + 1} jobs, more than {MAX_DAG_JOBS}, so only the rule" in html
+    (tmp_path / "off.dot").write_text(f"{UNAVAILABLE}: switched off (report.rulegraph: false)\n")
+    html = provenance_of(ReportPaths(rulegraph=str(tmp_path / "off.dot")))
+    assert "Rule graph: not run (switched off (report.rulegraph: false))" in html
+    assert "Job DAG: not run." in html
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz: one error line, no figure
+    html = provenance_of(ReportPaths(rulegraph=str(tmp_path / "rules.dot")))
+    assert '<p class="error">Rule graph could not be shown: Graphviz &#x27;dot&#x27; is not on ' \
+        "PATH: install Graphviz (apt-get install graphviz" in html and "<img" not in html
+
+
+def partial_report(out: Path, missing: list[dict]) -> str:
+    """The report of a hand-made segmentation board: unet/ce (0.5, 0.7), fcn/ce (fold 0 at
+    0.9), the baseline (0.1); ``missing``: the cell folds without results."""
+    metrics = []
+    for model, loss, scores in (("unet", "ce", (0.5, 0.7)), ("fcn", "ce", (0.9, 0.9)),
+                                ("random", "prior", (0.1, 0.1))):
+        for fold, score in enumerate(scores):
+            if any(m["model"] == model and m["fold"] == fold for m in missing):
+                continue
+            metrics.append(out / model / f"fold{fold}" / "metrics.csv")
+            write_metrics(metrics[-1], [{"epoch": 1, **{f"val_{m}": score
+                                                         for m in ("miou", "dice", "kaggle")}}],
+                          {"task": "segmentation", "model": model, "loss": loss}, fold, "kaggle")
+    write_leaderboard(metrics, {"segmentation": "kaggle"}, out / "board.csv", missing)
+    cells = {f"{m}/ce": {"checkpoints": [], "oof": []} for m in ("unet", "fcn")}
+    write_selection(out / "board.csv", "segmentation", cells, out / "selected.yaml", partial=True)
+    score = {"ours": {"score": 0.4, "classification": 0.5, "segmentation": 0.3}}
+    if missing:
+        score.update(partial=True, failed_cells=["segmentation/fcn/ce"])
+    (out / "score.yaml").write_text(yaml.safe_dump(score))
+    build_report({"leaderboard": str(out / "board.csv"), "score": str(out / "score.yaml"),
+                  "selections": {"segmentation": str(out / "selected.yaml")}},
+                 out / "index.html")
+    return (out / "index.html").read_text()
+
+
+def test_a_partial_grid_shows_its_failed_cells_and_a_banner(tmp_path: Path) -> None:
+    log = "results/logs/train/segmentation/fcn/ce/fold1.log"
+    html = partial_report(tmp_path, [{"task": "segmentation", "model": "fcn", "loss": "ce",
+                                      "fold": 1, "log": log}])
+    assert 'class="error"' not in html
+    banner = ('<p class="banner" data-banner="1">Partial grid: 1 cells failed '
+              "(segmentation/fcn/ce); the leaderboard, selection and submission come from the "
+              "cells that finished")
+    assert html.index(banner) < html.index("<nav>")  # above everything, seen first
+    board = sections_of(html)["leaderboard"]
+    # fcn's finished fold scored 0.9, yet the cell failed: listed last, never the best
+    assert '<tr class="best"><td>1</td><td class="text">unet</td>' in board
+    failed = re.findall(r'<tr class="failed">(.*?)</tr>', board)
+    assert failed == ['<td>3</td><td class="text">fcn</td><td class="text">ce</td><td>1</td>'
+                      + '<td class="text">failed</td>' * 3
+                      + f'<td class="text">failed: no results for fold 1; log {log}</td>']
+    assert "Selected: unet / ce (kaggle 0.6000 ± 0.1414). It comes from a partial grid: 1 " \
+           "cells failed (fcn/ce)." in board
+    submission = sections_of(html)["submission"]
+    assert "This submission comes from a partial grid: 1 cells failed (segmentation/fcn/ce)." \
+        in submission and "<td>0.4000</td>" in submission and "partial</td>" not in submission
+
+
+def test_a_complete_grid_has_no_banner_and_no_status_column(tmp_path: Path) -> None:
+    html = partial_report(tmp_path, [])
+    assert 'class="banner"' not in html and 'class="failed"' not in html
+    assert "<th>status</th>" not in html and "partial grid" not in html
+    assert '<tr class="best"><td>1</td><td class="text">fcn</td>' in html
+
+
+@pytest.mark.workflow
+def test_rulegraph_rule_captures_both_graphs(tmp_path: Path) -> None:
+    """The rulegraph job of a real workflow copy (config/config.yaml: report.rulegraph on)."""
+    workdir = copy_workflow(tmp_path)
+    result = run_snakemake(workdir, "--cores", "1", "results/report/rulegraph.dot")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rules = (workdir / "results/report/rulegraph.dot").read_text()
+    dag = (workdir / "results/report/dag.dot").read_text()
+    assert rules.startswith("digraph") and dag.startswith("digraph")
+    assert '[label = "train_classification",' in rules  # one node per rule
+    assert dag.count('[label = "train_classification\\n') > 1  # one node per job
+    assert count_nodes(dag) > count_nodes(rules)
 
 
 # ----------------------------------------------------------------------------- in a browser

@@ -25,7 +25,8 @@ LAZY_IMPORTS = {
     # each `vocflow` command imports what it runs: `vocflow submit` must not pay for torch
     "vocflow.cli": {"vocflow.data.synthetic", "vocflow.data.formats", "vocflow.rle",
                     "vocflow.random_search", "vocflow.grid", "vocflow.models.weights",
-                    "vocflow.cluster", "vocflow.apply"},
+                    "vocflow.cluster", "vocflow.apply", "vocflow.plan",
+                    "vocflow.status"},
 }
 
 

@@ -29,6 +29,11 @@ PROB_SCALE = 255
 # The class-frequency baseline, always on the leaderboard: results/{task}/random/prior/fold{k}/.
 BASELINE_MODEL = "random"
 BASELINE_LOSS = "prior"
+# leaderboard.csv ``status`` of a cell: results in every fold, or a fold without results (a
+# partial grid lists such cells as rows without scores; they are never selected).
+CELL_DONE, CELL_FAILED = "done", "failed"
+# leaderboard.csv columns that hold text even where it looks like a number ("1": one failed fold).
+LEADERBOARD_TEXT = {"failed_folds": str, "log": str}
 
 
 def num_outputs(task: str, num_classes: int) -> int:
@@ -67,6 +72,13 @@ def read_csv(path: str | Path, **options: Any) -> pd.DataFrame:
     """A csv written by a rule (pandas.read_csv ``options``), guarded like read_yaml."""
     with reading(path, "csv", rebuild(path)):
         return pd.read_csv(path, **options)
+
+
+def failed_rows(board: pd.DataFrame) -> pd.Series:
+    """Which leaderboard rows are failed cells (none on a board written before ``status``)."""
+    if "status" not in board:
+        return pd.Series(False, index=board.index)
+    return board["status"] == CELL_FAILED
 
 
 # --------------------------------------------------------------------------- metrics.csv
@@ -113,7 +125,12 @@ def read_oof(path: str | Path) -> dict[str, np.ndarray]:
 @dataclass(frozen=True)
 class Selection:
     """The best cell of a task (``results/{task}/selected.yaml``): its name, its score, and the
-    checkpoint and OOF file of every fold, in fold order."""
+    checkpoint and OOF file of every fold, in fold order.
+
+    ``partial``: chosen from a grid in which the cells ``failed_cells`` (``model/loss``) have no
+    results (``--config partial=true``); files written before these keys existed read as a
+    complete grid.
+    """
 
     task: str
     model: str
@@ -124,6 +141,8 @@ class Selection:
     checkpoints: list[str]
     oof: list[str]
     leaderboard_row: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    failed_cells: list[str] = field(default_factory=list)
 
     @property
     def cell(self) -> str:

@@ -89,3 +89,17 @@ def torch_save(path: str | os.PathLike[str], obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def symlink(target: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
+    """Point ``link`` at ``target`` (stored relative to the link's folder, so a moved results/
+    keeps working), replacing whatever ``link`` was in one rename: a reader sees the old or the
+    new link, never none."""
+    dest = Path(link)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(Path(target).absolute(), dest.parent.absolute())
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.link"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(relative, tmp)
+    os.replace(tmp, dest)

@@ -1,10 +1,11 @@
-"""Every model and loss of the registries by name, with its parameters and their defaults —
-without importing torch.
+"""Every model and loss of the registries by name, with its parameters and their defaults, and
+every attack by name — without importing torch.
 
 The workflow checks a config against this table while the Snakefile is parsed, so a
 misspelled name or parameter fails before any job starts and parsing needs no torch.
-``tests/test_catalog.py`` checks that the table and the registered constructors agree: a new
-model or loss is added to both.
+``tests/test_catalog.py`` checks that the table and the registered constructors agree, and
+``tests/test_parse.py`` that the attack names are those of vocflow.attacks.ATTACKS: a new
+model, loss or attack is added to both.
 
 Every model also takes ``pretrained`` (vocflow.models.build_model resolves it); segmentation
 losses also take ``aux_weight`` (vocflow.losses.build_loss).
@@ -68,6 +69,10 @@ LOSSES: dict[str, dict[str, dict[str, Any]]] = {
 }
 LOSS_COMMON = {"classification": {}, "segmentation": {"aux_weight": 0.5}}
 
+# Names of config ``attacks.methods``; the last two train a perturbation generator first.
+ATTACK_METHODS = ("fgsm", "fgm_l2", "pgd", "pgd_l2", "generator", "universal")
+TRAINED_ATTACKS = ("generator", "universal")
+
 
 def model_names(task: str) -> list[str]:
     return sorted(MODELS[task])
@@ -75,6 +80,10 @@ def model_names(task: str) -> list[str]:
 
 def loss_names(task: str) -> list[str]:
     return sorted(LOSSES[task])
+
+
+def attack_names() -> list[str]:
+    return sorted(ATTACK_METHODS)
 
 
 def model_params(task: str, arch: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@
     vocflow fetch-weights [KEY ...] [--config FILE]
     vocflow predict IMAGE [IMAGE ...] --out DIR [--results results]
     vocflow submit [--profile DIR --workdir DIR --time MIN --mem-mb MB ...] [-- SNAKEMAKE ARGS]
+    vocflow status [--config FILE ...] [--results DIR] [--watch N]
+    vocflow plan [--workdir DIR --benchmarks DIR] [-- SNAKEMAKE ARGS]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,6 +96,34 @@ def cmd_submit(args: argparse.Namespace) -> None:
                      f"driver log: {job.log}\n")
 
 
+def cmd_status(args: argparse.Namespace) -> None:
+    """The grid's cells: state, epoch, best score, time, SLURM job; --watch N refreshes."""
+    from vocflow.status import report
+
+    configs = args.config or ["config/config.yaml"]
+    if not args.watch:
+        sys.stdout.write(report(configs, args.results))
+        return
+    try:
+        while True:
+            text = report(configs, args.results)
+            # ANSI: cursor home, clear screen; then the table in place of the last one.
+            sys.stdout.write(f"\x1b[H\x1b[2J{time.strftime('%H:%M:%S')}  every "
+                             f"{args.watch:g} s, Ctrl-C stops\n\n{text}")
+            sys.stdout.flush()
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    """What `snakemake ARGS` would run: training cells done and to run, GPU jobs, GPU-hours."""
+    from vocflow.plan import format_plan, plan_run
+
+    extra = args.snakemake_args[1:] if args.snakemake_args[:1] == ["--"] else args.snakemake_args
+    sys.stdout.write(format_plan(plan_run(args.workdir, extra, args.benchmarks)))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vocflow", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,6 +170,21 @@ def parser() -> argparse.ArgumentParser:
     drive.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                        help="after --: targets and options for snakemake")
     drive.set_defaults(func=cmd_submit)
+    stat = sub.add_parser("status", help="state of every grid cell (read only)")
+    stat.add_argument("--config", action="append", help="config file; repeat to merge "
+                      "--configfile overlays in order (default: config/config.yaml)")
+    stat.add_argument("--results", default="results", help="the study's results/")
+    stat.add_argument("--watch", type=float, default=0, metavar="N",
+                      help="refresh every N seconds until Ctrl-C")
+    stat.set_defaults(func=cmd_status)
+    plan = sub.add_parser("plan", help="dry run: cells to train, GPU jobs and GPU-hours")
+    plan.add_argument("--workdir", default=".", help="the workflow's directory")
+    plan.add_argument("--benchmarks", default="results/benchmarks/train",
+                      help="training benchmarks, {task}/{model}/{loss}/fold{k}.tsv (relative "
+                      "to --workdir)")
+    plan.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                      help="after --: targets and options for snakemake (--profile ...)")
+    plan.set_defaults(func=cmd_plan)
     return p
 
 

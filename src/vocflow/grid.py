@@ -21,7 +21,7 @@ from vocflow.catalog import loss_names, model_names, model_params
 from vocflow.catalog import loss_params as catalog_loss_params
 from vocflow.config import from_fields
 from vocflow.errors import ConfigError
-from vocflow.models.weights import weights_key
+from vocflow.pretrained import weights_key
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,19 @@ Resumable (vocflow.resume): with ``state_dir`` the run saves its state after eve
 SIGUSR1/SIGTERM after the current batch, and a restarted job continues where it stopped. The
 state is deleted once the outputs are written: the outputs are the durable record, and a grid
 of hundreds of cells should not keep an optimiser's moments per cell on disk.
+
+Progress (vocflow.status): metrics.csv is rewritten, atomically, with the rows so far after
+every epoch and as soon as a resumed run starts (Snakemake deleted the failed job's copy); the
+last write holds the final rows. The log names the host, pid and SLURM job of each attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -331,6 +337,7 @@ class Run:
     stop: StopFlag = field(default_factory=StopFlag)
     callback: Callback | None = None
     train_scores: TrainingScores | None = None  # of the epoch in progress
+    metrics_path: str | Path | None = None  # metrics.csv, rewritten after every epoch
 
 
 def snapshot(cell: Cell, run: Run) -> dict[str, Any]:
@@ -467,6 +474,7 @@ def fit(cell: Cell, run: Run) -> None:
         end_epoch(cell, run, lr, time.perf_counter() - start_time)
         next_epoch(cell, run)
         save(cell, run)
+        write_rows(cell, run)  # after the state: a resumed run rewrites any rows missing here
         if run.callback is not None:
             run.callback("epoch_end", st.epoch - 1, 0, cell.model)
         if run.stop:
@@ -479,6 +487,19 @@ def cell_fingerprint(cell: Cell) -> str:
     ids = [cell.cache.ids[i] for i in cell.val_idx]
     return fingerprint(cell.s.to_dict(), fold=cell.fold, val_ids=ids, n=len(cell.cache),
                        image_size=cell.cache.image_size)
+
+
+def write_rows(cell: Cell, run: Run) -> None:
+    """metrics.csv with the epochs done so far (the final file once the run has finished)."""
+    if run.metrics_path is not None and run.state.rows:
+        write_metrics(run.metrics_path, run.state.rows, asdict(cell.s), cell.fold, cell.metric)
+
+
+def log_attempt() -> None:
+    """Where this attempt runs: vocflow.status checks a local pid and maps SLURM jobs."""
+    job = os.environ.get("SLURM_JOB_ID", "")
+    log.info("attempt on host %s pid %d%s", socket.gethostname(), os.getpid(),
+             f" slurm job {job}" if job else "")
 
 
 @contextlib.contextmanager
@@ -502,6 +523,7 @@ def train_cell(cache_dir: str | Path, folds_csv: str | Path, fold: int, settings
     ``workers``: DataLoader worker processes; None = sized from ``threads`` and the device.
     ``state_root``: the folder of all cells' states; emptied parents up to it are removed.
     """
+    log_attempt()
     s = TrainSettings.from_dict(settings)
     cell = setup_cell(s, cache_dir, folds_csv, fold, threads, workers)
     run_cell(cell, checkpoint_path, metrics_path, oof_path, state_dir, callback, state_root)
@@ -514,6 +536,7 @@ def refit_cell(cache_dir: str | Path, metrics_csvs: list[str | Path], settings: 
     """Train the selected cell's recipe (``settings``) on every training image for the epoch
     count its folds chose (``metrics_csvs``: their metrics.csv files), with refit seed ``seed``
     (0, 1, ...); write the last epoch's checkpoint and the per-epoch metrics (no OOF)."""
+    log_attempt()
     epochs = refit_epochs(metrics_csvs)
     # Seeds 1000 + r never meet the folds' s.seed + k.
     s = TrainSettings.from_dict({**settings, "epochs": epochs, "patience": 0,
@@ -531,7 +554,8 @@ def run_cell(cell: Cell, checkpoint_path: str | Path, metrics_path: str | Path,
     store = (StateStore(state_dir, cell_fingerprint(cell), state_root)
              if state_dir is not None else None)
     run = start(cell, store)
-    run.callback = callback
+    run.callback, run.metrics_path = callback, metrics_path
+    write_rows(cell, run)  # a resumed run's earlier epochs, at once
     with signals_if(store is not None, run):
         fit(cell, run)
     finish(cell, run, checkpoint_path, metrics_path, oof_path)

@@ -1,23 +1,29 @@
 # The ablation on OOF predictions (vocflow.ablation): raw -> +thresholds -> +CRF -> +TTA, and
 # +ensemble from the labelled test split; the final pipeline's OOF predictions as a submission.
 #   oof_tta (per task) -> ablation_shard x post.shards -> ablation
+# oof_tta runs networks over every training image: a GPU job in the "infer" group; the shards
+# (thresholds, CRF) and the table are CPU work in the "post" group (predict.smk says why).
 
 
 rule oof_tta:
     input:
         cache=cache("train"),
         selection="results/{task}/selected.yaml",
-        checkpoints=selected_checkpoints(),
-        oof=selected_oof(),
+        checkpoints=selected_files("best.pt"),
+        oof=selected_files("oof.npz"),
     output:
         "results/{task}/oof_tta.npz",
     log:
         "results/logs/oof_tta_{task}.log",
     benchmark:
         "results/benchmarks/oof_tta_{task}.tsv"
+    group:
+        "infer"
     conda:
         ENV
     threads: config["resources"]["train_threads"]
+    resources:
+        **gpu_resources("infer"),
     params:
         batch_size=config["predict"]["batch_size"],
     script:
@@ -28,7 +34,7 @@ rule ablation_shard:
     input:
         **per_task(selection="selected.yaml", tta="oof_tta.npz", thresholds="thresholds.yaml"),
         cache=cache("train"),
-        oof=selected_oof(*TASKS),
+        oof=selected_files("oof.npz", *TASKS),
         crf="results/segmentation/crf.yaml",
     output:
         "results/ablation/shard{shard}.npz",
@@ -36,8 +42,12 @@ rule ablation_shard:
         "results/logs/ablation/shard{shard}.log",
     benchmark:
         "results/benchmarks/ablation/shard{shard}.tsv"
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         reconcile=POST["reconcile"],
         tta=config["predict"]["tta"],
@@ -57,8 +67,12 @@ rule ablation:
         oof_submission="results/oof_submission.csv",
     log:
         "results/logs/ablation.log",
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         tta=config["predict"]["tta"],
         refit=REFIT_MODE,

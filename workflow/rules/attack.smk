@@ -1,7 +1,10 @@
 # Attacks: each task's selected model (its fold-0 checkpoint) × every method of attacks.methods
 # -> a table and an example panel per job; then one summary table and a success-vs-ε plot.
 # An empty (or absent) attacks.methods adds no rule and no target.
-from vocflow.attacks.registry import attack_settings
+# The attacks run networks (and train generators) on the GPU: one SLURM job for all of them (the
+# "attack" group, after the post-processing because CRF-aware scores read crf.yaml); the summary
+# reads small csv files: a local rule.
+from vocflow.attack_config import attack_settings
 
 if ATTACK_METHODS:
 
@@ -11,7 +14,7 @@ if ATTACK_METHODS:
             test=cache("test"),
             folds="results/data/folds.csv",
             selection="results/{task}/selected.yaml",
-            checkpoints=lambda w: selected(w.task).checkpoints[:1],
+            checkpoints=selected_files("best.pt")[:1],
             # The post-processing's tuned DenseCRF setting, for CRF-aware segmentation scores.
             crf=lambda w: (
                 ["results/segmentation/crf.yaml"]
@@ -27,11 +30,13 @@ if ATTACK_METHODS:
             "results/benchmarks/attacks/{task}/{method}.tsv"
         wildcard_constraints:
             method=alternation(ATTACK_METHODS),
+        group:
+            "attack"
         conda:
             ENV
         threads: config["resources"]["train_threads"]
         resources:
-            **gpu_resources(),
+            **gpu_resources("infer"),
         params:
             settings=lambda w: attack_settings(config, w.task, w.method),
         script:
@@ -45,6 +50,7 @@ if ATTACK_METHODS:
             plot="results/attacks/success_vs_eps.png",
         log:
             "results/logs/attacks/summary.log",
+        localrule: True
         conda:
             ENV
         script:

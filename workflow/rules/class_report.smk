@@ -7,13 +7,17 @@ rule class_report:
     input:
         cache=cache("train"),
         selection="results/classification/selected.yaml",
-        oof=selected_oof("classification"),
+        oof=selected_files("oof.npz", "classification"),
         thresholds="results/classification/thresholds.yaml",
     output:
         "results/classification/class_report.csv",
     log:
         "results/logs/class_report.log",
+    group:
+        "post"  # seconds of CPU on the OOF files: with the rest of the post-processing
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     script:
         "../scripts/class_report.py"

@@ -1,4 +1,6 @@
 # Data: [make_synthetic] -> ingest (validated cache per split) -> folds.
+# CPU work of seconds (synthetic, folds) to minutes (decoding a real dataset's photos): the
+# "data" group, one SLURM job with the random baseline (train.smk) before training starts.
 from pathlib import Path
 
 from vocflow.data.sources import split_sources
@@ -12,8 +14,12 @@ if DATA["format"] == "synthetic":
             test_labels=f"{ROOT}/test_labels/test_set.csv",
         log:
             "results/logs/make_synthetic.log",
+        group:
+            "data"
         conda:
             ENV
+        resources:
+            **cpu_resources(),
         params:
             root=lambda w, output: Path(output.train).parents[1],
             spec=config["synthetic"],
@@ -32,8 +38,12 @@ rule ingest:
         "results/logs/ingest_{split}.log",
     benchmark:
         "results/benchmarks/ingest_{split}.tsv"
+    group:
+        "data"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         data=DATA,
         # Size and mtime of every raw file the split is read from: a changed file changes this
@@ -52,8 +62,12 @@ rule folds:
         "results/data/folds.csv",
     log:
         "results/logs/folds.log",
+    group:
+        "data"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         folds=config["folds"],
         seed=config["seed"],

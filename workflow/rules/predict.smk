@@ -1,13 +1,16 @@
 # Test prediction with the selected cells (vocflow.predict, vocflow.postprocess):
 #   predict (ensemble + TTA probabilities per task) -> post_test_shard x post.shards
 #   (thresholds, CRF, reconciliation) -> gather_test (test_predictions.npz per task)
+# predict runs networks over the whole test set at original size: a GPU job, grouped with the
+# OOF TTA ("infer": one SLURM job for all of them). The shards and the gather are CPU work of
+# seconds to minutes: in the "post" group (one SLURM job with the CRF search and the ablation).
 
 
 rule predict:
     input:
         cache=cache("test"),
         selection="results/{task}/selected.yaml",
-        checkpoints=selected_checkpoints(),
+        checkpoints=selected_files("best.pt"),
         refit=refit_checkpoints(),
     output:
         probs="results/{task}/test_probs.npz",
@@ -17,9 +20,13 @@ rule predict:
         "results/logs/predict_{task}.log",
     benchmark:
         "results/benchmarks/predict_{task}.tsv"
+    group:
+        "infer"
     conda:
         ENV
     threads: config["resources"]["train_threads"]
+    resources:
+        **gpu_resources("infer"),
     params:
         tta=config["predict"]["tta"],
         batch_size=config["predict"]["batch_size"],
@@ -41,8 +48,12 @@ rule post_test_shard:
         "results/logs/post_test/shard{shard}.log",
     benchmark:
         "results/benchmarks/post_test/shard{shard}.tsv"
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         reconcile=POST["reconcile"],
         shards=len(SHARDS),
@@ -61,7 +72,11 @@ rule gather_test:
         summary="results/test_ensemble.yaml",
     log:
         "results/logs/gather_test.log",
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     script:
         "../scripts/gather_test.py"

@@ -20,6 +20,7 @@ REPORT_PATHS = {
     "score": "results/score.yaml",
     "benchmarks": "results/benchmarks",
     "rulegraph": "results/report/rulegraph.dot",
+    "dag": "results/report/dag.dot",
     "thresholds": {task: f"results/{task}/thresholds.yaml" for task in TASKS},
     "threshold_curves": {task: f"results/{task}/threshold_curves.csv" for task in TASKS},
     "crf": "results/segmentation/crf.yaml",
@@ -45,7 +46,8 @@ OPTIONAL_FILES = {
 
 rule rulegraph:
     output:
-        "results/report/rulegraph.dot",
+        rulegraph=REPORT_PATHS["rulegraph"],
+        dag=REPORT_PATHS["dag"],
     log:
         "results/logs/rulegraph.log",
     localrule: True
@@ -85,10 +87,11 @@ rule report:
             else []
         ),
         metrics=[f for task in TASKS for f in cell_files(task, "metrics.csv")],
-        oof=selected_oof(*TASKS),
+        oof=selected_files("oof.npz", *TASKS),
         cache=cache("train") + cache("test"),
         folds=REPORT_PATHS["folds"],
         rulegraph=REPORT_PATHS["rulegraph"],
+        dag=REPORT_PATHS["dag"],
     output:
         html=report(
             "results/report/index.html", caption="../report/index.rst", category="Study report"
@@ -108,6 +111,9 @@ rule report:
         ),
     log:
         "results/logs/report.log",
+    # Reads the small result files and draws figures (~10-40 s): a local rule, so the report
+    # is not one more queued job at the end of the chain.
+    localrule: True
     conda:
         ENV
     params:

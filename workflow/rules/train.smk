@@ -62,7 +62,7 @@ for _task in TASKS:
             ENV
         threads: config["resources"]["train_threads"]
         resources:
-            **gpu_resources(),
+            **gpu_resources("train"),
         params:
             settings=lambda w, task=_task: cell_settings(config, task, w.model, w.loss),
             # Resume state (vocflow.resume): not an output, so Snakemake keeps it when a killed
@@ -82,8 +82,12 @@ rule baseline:
         oof=f"results/{{task}}/{BASELINE_MODEL}/{BASELINE_LOSS}/fold{{fold}}/oof.npz",
     log:
         f"results/logs/train/{{task}}/{BASELINE_MODEL}/fold{{fold}}.log",
+    group:
+        "data"  # seconds of CPU: with the data preparation, not one queued job per fold
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         seed=config["seed"],
     script:

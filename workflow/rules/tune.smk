@@ -1,13 +1,15 @@
 # Tuning on the selected cells' out-of-fold (OOF) predictions (vocflow.thresholds,
 # vocflow.crf_search): per-class thresholds per task, then the DenseCRF search over
 # post.shards jobs and the keep/drop decision, and before/after panels for the report.
+# All CPU work of seconds to minutes on the selected cells' OOF files: the "post" group, one
+# SLURM job with the test shards and the ablation (predict.smk), instead of one queued job each.
 
 
 rule thresholds:
     input:
         cache=cache("train"),
         selection="results/{task}/selected.yaml",
-        oof=selected_oof(),
+        oof=selected_files("oof.npz"),
     output:
         thresholds="results/{task}/thresholds.yaml",
         curves="results/{task}/threshold_curves.csv",
@@ -15,8 +17,12 @@ rule thresholds:
         "results/logs/thresholds_{task}.log",
     benchmark:
         "results/benchmarks/thresholds_{task}.tsv"
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         grid=lambda w: POST["thresholds"][w.task],
         objective=POST["thresholds"].get("objective", "dice"),
@@ -28,7 +34,7 @@ rule crf_search_shard:
     input:
         cache=cache("train"),
         selection="results/segmentation/selected.yaml",
-        oof=selected_oof("segmentation"),
+        oof=selected_files("oof.npz", "segmentation"),
         thresholds="results/segmentation/thresholds.yaml",
     output:
         "results/segmentation/crf_search/shard{shard}.csv",
@@ -36,8 +42,12 @@ rule crf_search_shard:
         "results/logs/crf_search/shard{shard}.log",
     benchmark:
         "results/benchmarks/crf_search/shard{shard}.tsv"
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         search=CRF["search"],
         sample=CRF["sample"],
@@ -56,8 +66,12 @@ rule crf_tune:
         "results/segmentation/crf.yaml",
     log:
         "results/logs/crf_tune.log",
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         search=CRF["search"],
         min_gain=CRF["min_gain"],
@@ -69,15 +83,19 @@ rule crf_panels:
     input:
         cache=cache("train"),
         selection="results/segmentation/selected.yaml",
-        oof=selected_oof("segmentation"),
+        oof=selected_files("oof.npz", "segmentation"),
         thresholds="results/segmentation/thresholds.yaml",
         crf="results/segmentation/crf.yaml",
     output:
         directory("results/segmentation/crf_panels"),
     log:
         "results/logs/crf_panels.log",
+    group:
+        "post"
     conda:
         ENV
+    resources:
+        **cpu_resources(),
     params:
         n=CRF.get("panels", 3),
         seed=config["seed"],

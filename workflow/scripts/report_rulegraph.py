@@ -1,8 +1,9 @@
-"""The workflow's rule graph as DOT text (vocflow.report.rulegraph.write_rule_graph)."""
+"""The workflow's rule graph and job DAG as DOT text (vocflow.report.rulegraph.write_graphs)."""
 
 from vocflow.logs import setup_logging
-from vocflow.report.rulegraph import write_rule_graph
+from vocflow.report.rulegraph import write_graphs
 
 setup_logging(snakemake.log[0])
-write_rule_graph(snakefile=snakemake.params.snakefile, workdir=snakemake.params.workdir,
-                 config=snakemake.config, out=snakemake.output[0], enabled=snakemake.params.enabled)
+write_graphs(snakefile=snakemake.params.snakefile, workdir=snakemake.params.workdir,
+             config=snakemake.config, rulegraph=snakemake.output.rulegraph,
+             dag=snakemake.output.dag, enabled=snakemake.params.enabled)

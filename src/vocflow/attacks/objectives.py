@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocflow.errors import ConfigError
+from vocflow.attack_config import parse_target
 from vocflow.imagenet import MEAN, STD
 
 MAX_PIXEL = 255.0
@@ -105,39 +105,17 @@ def _relabel(source: int | None, dest: int, num_labels: int) -> TargetRule:
     return rule
 
 
-def _class_index(name: str, class_names: Sequence[str], offset: int) -> int:
-    if name not in class_names:
-        raise ConfigError(f"attack target class '{name}' is unknown; valid: "
-                          f"{', '.join(class_names)}")
-    return list(class_names).index(name) + offset
-
-
-TARGET_FORMS = {
-    "classification": ("only:CLASS", "add:CLASS", "none"),
-    "segmentation": ("background", "erase:CLASS|largest", "paint:CLASS|largest:CLASS"),
-}
-
-
 def build_target(task: str, spec: str, class_names: Sequence[str]) -> TargetRule:
-    """Parse a target spec of config ``attacks.targets`` (forms in ``TARGET_FORMS``).
-
-    Segmentation labels are 1 + the class's column (0 is background), as in vocflow.metrics.
-    """
-    kind, *args = spec.split(":")
-    forms = f"valid forms: {', '.join(TARGET_FORMS[task])}"
-    k = len(class_names) + 1
-    if task == "classification" and kind in ("only", "add") and len(args) == 1:
-        index = _class_index(args[0], class_names, 0)
-        return _only(index) if kind == "only" else _add(index)
-    if task == "classification" and kind == "none" and not args:
+    """The rule of a target spec of config ``attacks.targets`` (vocflow.attack_config's
+    TARGET_FORMS; an invalid spec fails with the valid forms)."""
+    target = parse_target(task, spec, class_names)
+    if target.kind == "only":
+        return _only(target.dest)
+    if target.kind == "add":
+        return _add(target.dest)
+    if target.kind in ("none", "background"):
         return torch.zeros_like
-    if task == "segmentation" and kind == "background" and not args:
-        return torch.zeros_like
-    if task == "segmentation" and kind in ("erase", "paint") and len(args) == (kind == "paint") + 1:
-        source = None if args[0] == "largest" else _class_index(args[0], class_names, 1)
-        dest = 0 if kind == "erase" else _class_index(args[1], class_names, 1)
-        return _relabel(source, dest, k)
-    raise ConfigError(f"bad {task} attack target '{spec}' in attacks.targets; {forms}")
+    return _relabel(target.source, target.dest, len(class_names) + 1)
 
 
 # ----------------------------------------------------------------------------- goal

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from vocflow.atomic import atomic_path  # noqa: E402
-from vocflow.attacks.registry import AttackSettings  # noqa: E402
+from vocflow.attack_config import AttackSettings  # noqa: E402
 from vocflow.report.palette import colorize  # noqa: E402
 
 AMPLIFY_TO = 127.0  # the perturbation panel maps ±ε to ±127 grey levels around mid-grey

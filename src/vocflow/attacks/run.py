@@ -25,6 +25,7 @@ from torch import nn
 
 from vocflow.artifacts import Selection
 from vocflow.atomic import write_csv
+from vocflow.attack_config import AttackSettings
 from vocflow.attacks.evaluate import (
     crf_predictions,
     imperceptibility,
@@ -34,7 +35,7 @@ from vocflow.attacks.evaluate import (
 from vocflow.attacks.gradient import radius
 from vocflow.attacks.objectives import Goal, PixelModel, predict, probabilities, to_pixels
 from vocflow.attacks.plots import attack_panel, save_figure, success_plot
-from vocflow.attacks.registry import Attack, AttackSettings, build_attack, make_goal
+from vocflow.attacks.registry import Attack, build_attack, make_goal
 from vocflow.checkpoints import load_checkpoint
 from vocflow.crf import CrfParams, read_crf
 from vocflow.data.cache import Cache, load_cache

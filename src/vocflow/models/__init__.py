@@ -44,7 +44,7 @@ from vocflow.models import (  # noqa: F401  (registers the models)
     unet,
 )
 from vocflow.models.registry import CLASSIFIERS, SEGMENTERS, registry_for
-from vocflow.models.weights import has_weights, weights_key
+from vocflow.pretrained import has_weights, weights_key
 
 __all__ = ["CLASSIFIERS", "SEGMENTERS", "backbone_blocks", "backbone_modules", "build_model",
            "param_groups", "registry_for"]

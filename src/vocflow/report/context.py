@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vocflow.artifacts import BASELINE_MODEL, Selection
+from vocflow.artifacts import BASELINE_MODEL, LEADERBOARD_TEXT, Selection
 from vocflow.data.cache import Cache, load_cache
 from vocflow.report.figures import Fig, read_histories, to_png
 from vocflow.report.sources import ReportOptions, ReportPaths, existing, read_csv, read_yaml
@@ -47,7 +47,7 @@ class ReportContext:
 
     @cached_property
     def board(self) -> pd.DataFrame | None:
-        return read_csv(self.paths.leaderboard)
+        return read_csv(self.paths.leaderboard, dtype=LEADERBOARD_TEXT)
 
     @cached_property
     def tasks(self) -> list[str]:

@@ -21,11 +21,14 @@ section{border-top:2px solid #ddd;margin-top:2em}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}
 td.text{text-align:left}tr.best{background:#e6f4e6;font-weight:bold}
+tr.failed{background:#fbe9e9;color:#a00}
+.banner{background:#fff3cd;border:1px solid #e0b400;padding:.6em .8em;font-weight:bold}
 .missing{color:#888;font-style:italic}.error{color:#b00}
 figure{margin:1em 0}figcaption{font-size:13px;color:#555}img{max-width:100%}
 pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow-x:auto}.scroll{overflow-x:auto}
 """
 BEST = ' class="best"'
+FAILED = ' class="failed"'
 # Counts images that failed to decode once everything has loaded (read by the browser test).
 CHECK_SCRIPT = """
 window.addEventListener('load', function () {
@@ -97,14 +100,18 @@ def _cell(value: object, digits: int) -> str:
     return f'<td class="text">{esc(value)}</td>'
 
 
-def table(frame: pd.DataFrame, digits: int = 4, highlight: Sequence[bool] | None = None) -> str:
-    """An HTML table of ``frame`` (index dropped); rows flagged in ``highlight`` get class best."""
+def table(frame: pd.DataFrame, digits: int = 4, highlight: Sequence[bool] | None = None,
+          failed: Sequence[bool] | None = None) -> str:
+    """An HTML table of ``frame`` (index dropped); rows flagged in ``highlight`` get class best,
+    those flagged in ``failed`` class failed."""
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     flags = list(highlight) if highlight is not None else [False] * len(frame)
+    bad = list(failed) if failed is not None else [False] * len(frame)
     rows = []
-    for flag, values in zip(flags, frame.itertuples(index=False), strict=True):
+    for flag, fail, values in zip(flags, bad, frame.itertuples(index=False), strict=True):
         cells = "".join(_cell(v.item() if hasattr(v, "item") else v, digits) for v in values)
-        rows.append(f"<tr{BEST if flag else ''}>{cells}</tr>")
+        mark = BEST if flag else FAILED if fail else ""
+        rows.append(f"<tr{mark}>{cells}</tr>")
     # Wide tables (the attack summary) scroll sideways instead of overflowing the page.
     return f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
@@ -121,10 +128,12 @@ def collapsed(summary: str, inner_html: str) -> str:
     return f"<details><summary>{esc(summary)}</summary>{inner_html}</details>"
 
 
-def page(title: str, sections: Sequence[Section]) -> str:
+def page(title: str, sections: Sequence[Section], banner: str = "") -> str:
+    """The whole page; ``banner``: a warning shown above everything (a partial grid)."""
     nav = "".join(f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in sections)
+    top = f'<p class="banner" data-banner="1">{esc(banner)}</p>' if banner else ""
     body = "".join(f'<section id="{esc(s.key)}" data-section="{esc(s.key)}">'
                    f"<h2>{esc(s.title)}</h2>{''.join(s.parts)}</section>" for s in sections)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1><nav>{nav}</nav>{body}"
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{top}<nav>{nav}</nav>{body}"
             f"<script>{CHECK_SCRIPT}</script></body></html>")

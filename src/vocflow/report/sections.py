@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vocflow.artifacts import BASELINE_MODEL
+from vocflow.artifacts import BASELINE_MODEL, CELL_DONE, CELL_FAILED, failed_rows
 from vocflow.data.cache import Cache
 from vocflow.data.folds import read_folds
 from vocflow.registry import Registry
@@ -25,6 +25,7 @@ from vocflow.report.html import (
     Section,
     bullet_list,
     collapsed,
+    error_line,
     esc,
     figure_tag,
     not_run,
@@ -34,7 +35,13 @@ from vocflow.report.html import (
 )
 from vocflow.report.panels import classification_panel, examples_figure, segmentation_panel
 from vocflow.report.provenance import git_version, package_versions, platform_summary
-from vocflow.report.rulegraph import UNAVAILABLE, rule_graph_png
+from vocflow.report.rulegraph import (
+    MAX_DAG_JOBS,
+    GraphvizError,
+    count_nodes,
+    render_dot,
+    unavailable_reason,
+)
 from vocflow.report.sources import existing, pngs, read_csv, read_yaml
 from vocflow.report.stats import best_and_worst, class_frequencies, example_per_class, fold_balance
 
@@ -94,15 +101,49 @@ def data_section(ctx: ReportContext, sec: Section, train: Cache) -> None:
 
 
 def _leaderboard_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table of one task: rank, cell, folds and mean ± std per metric; with failed cells, a
+    status column naming each failed cell's unfinished folds and its training log."""
     metrics = [c[:-5] for c in rows.columns if c.endswith("_mean") and c != "score_mean"
                and rows[c].notna().any()]
     first = rows["selection_metric"].iloc[0]  # the ranking metric leads
     metrics = sorted(metrics, key=lambda m: (m != first, m))
+    failed = failed_rows(rows)
     out = rows[["rank", "model", "loss", "folds"]].copy()
     for m in metrics:
         std = rows[f"{m}_std"].fillna(0.0)
-        out[m] = [f"{a:.4f} ± {b:.4f}" for a, b in zip(rows[f"{m}_mean"], std, strict=True)]
+        out[m] = ["failed" if bad else "–" if pd.isna(a) else f"{a:.4f} ± {b:.4f}"
+                  for a, b, bad in zip(rows[f"{m}_mean"], std, failed, strict=True)]
+    if failed.any():
+        out["status"] = [_failed_status(r) if bad else CELL_DONE
+                         for r, bad in zip(rows.itertuples(index=False), failed, strict=True)]
     return out
+
+
+def _failed_status(row: Any) -> str:
+    folds = str(row.failed_folds)
+    which = f"folds {folds}" if "," in folds else f"fold {folds}"
+    return f"{CELL_FAILED}: no results for {which}; log {row.log}"
+
+
+def failed_cells(ctx: ReportContext) -> list[str]:
+    """task/model/loss of every failed cell, from the leaderboard and the selections."""
+    found = []
+    if ctx.board is not None:
+        bad = ctx.board[failed_rows(ctx.board)]
+        found = [f"{r.task}/{r.model}/{r.loss}" for r in bad.itertuples(index=False)]
+    for task, sel in sorted(ctx.selections.items()):
+        found += [f"{task}/{c}" for c in sel.failed_cells]
+    return list(dict.fromkeys(found))
+
+
+def partial_banner(ctx: ReportContext) -> str:
+    """The page's banner when the study ran on a partial grid ("" otherwise)."""
+    cells = failed_cells(ctx)
+    if not cells:
+        return ""
+    return (f"Partial grid: {len(cells)} cells failed ({', '.join(cells)}); the leaderboard, "
+            "selection and submission come from the cells that finished (--config "
+            "partial=true). The failed rows of the leaderboard name their logs.")
 
 
 @section("leaderboard")
@@ -114,13 +155,17 @@ def leaderboard_section(ctx: ReportContext, sec: Section, board: pd.DataFrame) -
         if rows.empty:
             sec.add(not_run(f"{task} training"))
             continue
-        trained = rows[(rows["model"] != BASELINE_MODEL) & rows["score_mean"].notna()]
+        failed = failed_rows(rows)
+        trained = rows[(rows["model"] != BASELINE_MODEL) & rows["score_mean"].notna() & ~failed]
         best = trained["rank"].min() if len(trained) else None
-        sec.add(table(_leaderboard_frame(rows), highlight=list(rows["rank"] == best)))
+        sec.add(table(_leaderboard_frame(rows), highlight=list(rows["rank"] == best),
+                      failed=list(failed)))
         if task in ctx.selections:
             s = ctx.selections[task]
+            partial = (f" It comes from a partial grid: {len(s.failed_cells)} cells failed "
+                       f"({', '.join(s.failed_cells)})." if s.partial else "")
             sec.add(paragraph(f"Selected: {s.model} / {s.loss} ({s.metric} "
-                              f"{s.mean:.4f} ± {s.std:.4f})."))
+                              f"{s.mean:.4f} ± {s.std:.4f}).{partial}"))
         if len(trained):
             sec.figure(f"{task}_grid", ctx.png(F.grid_heatmap(board, task)),
                        f"{task}: the model × loss grid, fold mean of the selection metric; the "
@@ -262,8 +307,13 @@ def submission_section(ctx: ReportContext) -> Section:
         return sec
     rows = pd.DataFrame([{"submission": name, "Kaggle score": s.get("score"),
                           "classification": s.get("classification"),
-                          "segmentation": s.get("segmentation")} for name, s in scores.items()])
+                          "segmentation": s.get("segmentation")} for name, s in scores.items()
+                         if isinstance(s, dict)])  # beside them: the partial-grid note
     sec.add(table(rows, highlight=list(rows["submission"] == "ours")))
+    if scores.get("partial"):
+        failed = list(scores.get("failed_cells") or [])
+        sec.add(paragraph(f"This submission comes from a partial grid: {len(failed)} cells "
+                          f"failed ({', '.join(map(str, failed))})."))
     return sec
 
 
@@ -288,16 +338,33 @@ def provenance_section(ctx: ReportContext) -> Section:
     facts = {"code version (git)": git_version(ctx.paths.repo), **platform_summary(),
              **package_versions()}
     sec.add(table(pd.DataFrame({"what": list(facts), "value": list(facts.values())})))
-    dot = Path(ctx.paths.rulegraph).read_text() if existing(ctx.paths.rulegraph) else ""
-    png = rule_graph_png(dot, dpi=ctx.options.dpi) if dot else None
-    if png is not None:
-        sec.figure("rulegraph", png, "The workflow's rule graph (snakemake --rulegraph).")
-    else:
-        reason = dot.strip()[len(UNAVAILABLE) + 2:] if dot.startswith(UNAVAILABLE) else ""
-        sec.add(not_run("Rule graph", reason))
+    _graph(sec, ctx.paths.rulegraph, "rulegraph", "Rule graph", ctx.options.dpi,
+           "The workflow's rule graph (snakemake --rulegraph).")
+    _graph(sec, ctx.paths.dag, "dag", "Job DAG", ctx.options.dpi,
+           "The job DAG (snakemake --dag) when this run started; jobs already done are dashed.",
+           max_nodes=MAX_DAG_JOBS)
     sec.add("<h3>Configuration</h3>" + (preformatted(yaml.safe_dump(ctx.config, sort_keys=False))
                                         if ctx.config else not_run("Configuration dump")))
     return sec
+
+
+def _graph(sec: Section, path: str | None, name: str, what: str, dpi: int, caption: str,
+           max_nodes: int | None = None) -> None:
+    """A captured DOT graph drawn by Graphviz; "not run" when the file holds none, a line
+    instead of the figure past ``max_nodes`` nodes, an error line when dot is missing."""
+    dot = Path(path).read_text() if existing(path) else ""
+    if not dot.startswith("digraph"):
+        sec.add(not_run(what, unavailable_reason(dot)))
+        return
+    nodes = count_nodes(dot)
+    if max_nodes is not None and nodes > max_nodes:
+        sec.add(paragraph(f"{what}: {nodes} jobs, more than {max_nodes}, so only the rule graph "
+                          "is shown (make dag draws the job DAG as dag.svg)."))
+        return
+    try:
+        sec.figure(name, render_dot(dot, dpi=dpi), caption)
+    except GraphvizError as err:
+        sec.add(error_line(what, err))
 
 
 def _spoken(what: str, speak: Callable[[], list[str]]) -> list[str]:

@@ -34,6 +34,7 @@ class ReportPaths:
     score: str | None = None  # score.yaml of the test submission
     benchmarks: str | None = None  # directory of Snakemake benchmark .tsv files
     rulegraph: str | None = None  # DOT text of `snakemake --rulegraph`
+    dag: str | None = None  # DOT text of `snakemake --dag` (one node per job)
     thresholds: dict[str, str] = field(default_factory=dict)  # task -> thresholds.yaml
     threshold_curves: dict[str, str] = field(default_factory=dict)  # task -> csv
     crf: str | None = None  # tuned CRF parameters (yaml)
@@ -77,12 +78,13 @@ def existing(path: str | Path | None) -> Path | None:
     return Path(path) if path and Path(path).exists() else None
 
 
-def read_csv(path: str | Path | None) -> pd.DataFrame | None:
+def read_csv(path: str | Path | None, **options: Any) -> pd.DataFrame | None:
+    """The csv at ``path`` (pandas.read_csv ``options``), None when absent."""
     found = existing(path)
     if found is None:
         return None
     try:
-        return pd.read_csv(found)
+        return pd.read_csv(found, **options)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {found}: {' '.join(str(exc).split())}; re-run the rule "
                         "that writes it") from exc
