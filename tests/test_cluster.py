@@ -31,7 +31,7 @@ from vocflow.errors import ConfigError
 
 CLUSTER = REPO / "tests" / "cluster"
 PROFILE = ("--profile", "profiles/slurm")
-# Tests poll sooner than the profile's 40 s (which spares a real scheduler); nothing else changes.
+# Tests poll sooner than the profile's 20 s (which spares a real scheduler); nothing else changes.
 FAST = ("--slurm-init-seconds-before-status-checks", "2")
 SLURM_COMMANDS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel",
                   "scontrol", "scrontab", "sdiag", "sinfo", "sprio", "squeue", "sreport", "srun",

@@ -151,6 +151,35 @@ def test_adding_a_model_reruns_only_new_cells(finished_run: Path, tmp_path: Path
         config_path.write_text(original)
 
 
+def test_partial_mode_leaves_unfinished_cells_out(finished_run: Path) -> None:
+    config_path = finished_run / "config/config.yaml"
+    original = config_path.read_text()
+    merge_config(finished_run, "more_cells")  # a new model: 4 cells not trained yet
+    try:
+        normal = snakemake(finished_run, "-n", "--quiet", "rules")
+        partial = snakemake(finished_run, "-n", "--quiet", "rules", "--config", "partial=true")
+        assert normal.returncode == 0 and partial.returncode == 0, partial.stderr[-3000:]
+        assert job_counts(normal.stdout + normal.stderr).get("train_segmentation") == 4
+        counts = job_counts(partial.stdout + partial.stderr)
+        assert "train_segmentation" not in counts and "train_classification" not in counts
+        assert counts.get("leaderboard") == 1  # its failed rows changed
+    finally:
+        config_path.write_text(original)
+
+
+def test_a_fold_without_its_checkpoint_is_retrained_before_selection(
+        finished_run: Path) -> None:
+    fold = finished_run / "results/classification/cnn/bce/fold0"
+    (fold / "best.pt").rename(finished_run / "best.pt.aside")
+    try:
+        out = snakemake(finished_run, "-n", "--quiet", "rules")
+        assert out.returncode == 0, out.stderr[-3000:]
+        counts = job_counts(out.stdout + out.stderr)
+        assert counts.get("train_classification") == 1 and counts.get("select") == 1
+    finally:
+        (finished_run / "best.pt.aside").rename(fold / "best.pt")
+
+
 def test_lint_is_clean(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     result = snakemake(workdir, "--lint")

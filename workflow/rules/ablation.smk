@@ -21,7 +21,7 @@ rule oof_tta:
         "infer"
     conda:
         ENV
-    threads: config["resources"]["train_threads"]
+    threads: config["resources"]["infer_threads"]
     resources:
         **gpu_resources("infer"),
     params:

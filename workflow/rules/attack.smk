@@ -34,7 +34,7 @@ if ATTACK_METHODS:
             "attack"
         conda:
             ENV
-        threads: config["resources"]["train_threads"]
+        threads: config["resources"]["infer_threads"]
         resources:
             **gpu_resources("infer"),
         params:

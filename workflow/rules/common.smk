@@ -138,7 +138,7 @@ def gpu_resources(stage):
     res = config["resources"]
     return {
         "gpu": 1,
-        "cpus_per_gpu": res["train_threads"],
+        "cpus_per_gpu": res[f"{stage}_threads"],
         "mem_mb": lambda w, attempt: res[f"{stage}_mem_mb"] * attempt,
         "runtime": lambda w, attempt: res[f"{stage}_runtime"] * attempt,
         # Inference steps share one GPU job (their group): the slurm profile's gpu_slot=1 makes

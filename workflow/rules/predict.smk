@@ -24,7 +24,7 @@ rule predict:
         "infer"
     conda:
         ENV
-    threads: config["resources"]["train_threads"]
+    threads: config["resources"]["infer_threads"]
     resources:
         **gpu_resources("infer"),
     params:
