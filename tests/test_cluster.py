@@ -41,6 +41,8 @@ TASK_GRID = {"classification": (["cnn", "cnn_small"], ["bce", "focal"]),
              "segmentation": (["unet", "unet_small"], ["ce", "ce_dice"])}
 TARGETS = ("results/leaderboard.csv",)
 PARTIAL = ("--config", "partial=true")
+# A job's rule and resources in a dry run's output (jobs of a group are indented under it).
+RESOURCES = re.compile(r"\n *rule (\w+):\n(?: +.*\n)*? +resources: (.*)\n")
 BROKEN_MODEL = "cnn_broken"  # .test/config/cluster_partial.yaml: fails for good
 # What the plugin's --comment names: rules, and groups for grouped jobs (rule_GROUP).
 RULES = ["train_classification", "train_segmentation", "data", "infer", "post", "attack"]
@@ -92,12 +94,14 @@ def test_dry_run_and_dag_need_no_slurm(tmp_path: Path) -> None:
     text = dry.stdout + dry.stderr
     counts = job_counts(text)
     assert counts["train_classification"] == 8 and counts["train_segmentation"] == 8
-    resources = dict(re.findall(r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", text))
+    resources = dict(re.findall(RESOURCES, text))
     for rule in ("train_classification", "train_segmentation"):
         assert {"gpu=1", "cpus_per_gpu=1", "runtime=120", "slurm_partition=gpu",
                 "slurm_extra=--signal=TERM@120"} <= set(resources[rule].split(", "))
     assert "slurm_partition=cpu" in resources["baseline"] and "gpu" not in resources["baseline"]
-    assert re.search(r"\nlocalrule leaderboard:\n", text)  # seconds of work: no SLURM job
+    # seconds of work: run by the driver on the login node, no SLURM job
+    select_rules = (REPO / "workflow/rules/select.smk").read_text()
+    assert re.search(r"\nrule leaderboard:\n(?:    .*\n|\n)*?    localrule: True\n", select_rules)
     dag = run_snakemake(workdir, *PROFILE, *TARGETS, "--dag", timeout=300, env=env)
     assert dag.returncode == 0, dag.stderr[-3000:]
     assert dag.stdout.lstrip().startswith("digraph")
@@ -112,12 +116,13 @@ def test_gpus_where_the_work_is_and_site_names_only_in_the_profile(tmp_path: Pat
         text = smk.read_text()
         assert not re.search(r"slurm_(partition|account)|gpu_model", text), smk
         for name in partitions:
-            assert not re.search(rf"[\"']{name}[\"']", text), (smk, name)
+            # as a value (the test cluster's partition "gpu" is also the resource key gpu:)
+            assert not re.search(rf"[\"']{name}[\"'](?!\s*:)", text), (smk, name)
     (tmp_path / "wf").mkdir()
     dry = run_snakemake(copy_workflow(tmp_path / "wf", "cluster"), *PROFILE, "-n", timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     text = dry.stdout + dry.stderr
-    resources = dict(re.findall(r"\nrule (\w+):\n(?:    .*\n)*?    resources: (.*)\n", text))
+    resources = dict(re.findall(RESOURCES, text))
     gpu = {rule for rule, res in resources.items() if "gpu=1" in res.split(", ")}
     assert gpu == {"train_classification", "train_segmentation", "predict", "oof_tta", "attack"}
     for rule, res in resources.items():
