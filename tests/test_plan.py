@@ -35,7 +35,6 @@ total                       3
 localrule fetch_weight:
     output: results/weights/W.yaml
     jobid: 10
-    wildcards: key=W
     resources: tmpdir=/tmp
 [Sat Dec  5 13:03:44 2026]
 rule train_classification:
