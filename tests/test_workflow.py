@@ -167,19 +167,6 @@ def test_partial_mode_leaves_unfinished_cells_out(finished_run: Path) -> None:
         config_path.write_text(original)
 
 
-def test_a_fold_without_its_checkpoint_is_retrained_before_selection(
-        finished_run: Path) -> None:
-    fold = finished_run / "results/classification/cnn/bce/fold0"
-    (fold / "best.pt").rename(finished_run / "best.pt.aside")
-    try:
-        out = snakemake(finished_run, "-n", "--quiet", "rules")
-        assert out.returncode == 0, out.stderr[-3000:]
-        counts = job_counts(out.stdout + out.stderr)
-        assert counts.get("train_classification") == 1 and counts.get("select") == 1
-    finally:
-        (finished_run / "best.pt.aside").rename(fold / "best.pt")
-
-
 def test_lint_is_clean(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     result = snakemake(workdir, "--lint")

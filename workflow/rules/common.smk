@@ -13,6 +13,9 @@ from vocflow.grid import check_grid
 from vocflow.logs import user_errors
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+# `--config partial=true` arrives as the string "true"; the schema then checks a boolean.
+if str(config.get("partial")).lower() in ("true", "false"):
+    config["partial"] = str(config["partial"]).lower() == "true"
 # Every config mistake stops the workflow here, before any job: one line per problem.
 with user_errors():
     check_config(config, SCHEMA)
