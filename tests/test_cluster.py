@@ -457,8 +457,8 @@ def test_partial_run_lists_the_failed_cells(runs: dict) -> None:
 @pytest.mark.cluster
 def test_status_shows_the_running_sweep_and_the_failed_cells_log(runs: dict) -> None:
     status = runs["grid"]["status"]
-    broken = [line for line in status.splitlines() if BROKEN_MODEL in line]
-    assert broken and all("failed" in line for line in broken[:1]), status
+    failed = [line for line in status.splitlines() if BROKEN_MODEL in line and " failed " in line]
+    assert failed, status  # its other folds may still be pending or running
     assert f"results/logs/train/classification/{BROKEN_MODEL}/" in status, status
     assert re.search(r"\b(running|pending|done)\b", status), status
 
