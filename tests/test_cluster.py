@@ -519,9 +519,9 @@ def test_requeued_job_resumes_from_its_last_epoch(runs: dict) -> None:
     resume = runs["resume"]
     assert resume["returncode"] == 0, resume["output"][-6000:]
     check_resumed(resume["workdir"], REQUEUED)
-    job = subprocess.run(["scontrol", "show", "job", resume["job_ids"][REQUEUED]],
-                         capture_output=True, text=True, timeout=60).stdout
-    assert "Restarts=1" in job and "JobState=COMPLETED" in job
+    # sacct -D keeps each run of a requeued job (scontrol forgets ended jobs after MinJobAge)
+    runs_of_job = sacct("-D", "-j", resume["job_ids"][REQUEUED])
+    assert [j["State"] for j in runs_of_job] == ["REQUEUED", "COMPLETED"], runs_of_job
 
 
 @pytest.mark.cluster
