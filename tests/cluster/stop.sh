@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop the test cluster that tests/cluster/start.sh STATE_DIR started: cancel what is left in
 # its queue, then TERM (KILL after 15 s) exactly the daemons recorded in STATE_DIR/pids, newest
-# first. A recorded PID that now belongs to another program is left alone.
+# first. A recorded PID that now belongs to another program is left alone. The /etc/slurm configs
+# start.sh wrote (its mark in their first line) are removed.
 #
 #   tests/cluster/stop.sh STATE_DIR
 set -uo pipefail
@@ -41,7 +42,16 @@ done
 tac "$STATE/pids" | while read -r name pid; do
     stop_one "$name" "$pid"
 done
-[ "$(cat "$POINTER" 2>/dev/null)" = "$STATE" ] && rm -f "$POINTER"
+# The configs start.sh wrote go too (only files with its mark): with a slurm.conf naming a
+# controller that is gone, every later `scontrol show config` waits ~9 s for it, and the SLURM
+# executor plugin runs that command each time any Snakemake starts on this machine.
+if [ "$(cat "$POINTER" 2>/dev/null)" = "$STATE" ]; then
+    rm -f "$POINTER"
+    for name in slurm gres slurmdbd; do
+        grep -qs "written by vocflow tests/cluster/start.sh" "/etc/slurm/$name.conf" \
+            && rm -f "/etc/slurm/$name.conf"
+    done
+fi
 # Processes of this cluster's jobs carry SLURM_CLUSTER_NAME=ci; any still alive escaped SLURM's
 # process tracking. Named (not killed: they were never recorded here) for the caller to see.
 leftover=$(grep -lsz '^SLURM_CLUSTER_NAME=ci$' /proc/[0-9]*/environ | cut -d/ -f3 | tr '\n' ' ')
