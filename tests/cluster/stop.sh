@@ -9,6 +9,7 @@ set -uo pipefail
 
 STATE=$(realpath -m "${1:?usage: stop.sh STATE_DIR}")
 POINTER=/run/vocflow-test-slurm.state
+MARK="written by vocflow tests/cluster/start.sh"  # first line of the configs start.sh writes
 [ -f "$STATE/pids" ] || { echo "stop.sh: no $STATE/pids; nothing to stop"; exit 0; }
 
 say() { echo "stop.sh [$(date +%T)] $*"; }
@@ -48,7 +49,7 @@ done
 if [ "$(cat "$POINTER" 2>/dev/null)" = "$STATE" ]; then
     rm -f "$POINTER"
     for name in slurm gres slurmdbd; do
-        grep -qs "written by vocflow tests/cluster/start.sh" "/etc/slurm/$name.conf" \
+        grep -qs "$MARK" "/etc/slurm/$name.conf" \
             && rm -f "/etc/slurm/$name.conf"
     done
 fi
