@@ -31,8 +31,9 @@ import pandas as pd
 import torch
 
 from vocflow.data.cache import load_cache
-from vocflow.data.folds import read_folds, write_folds
+from vocflow.data.folds import read_folds
 from vocflow.data.ingest import ingest
+from vocflow.data.stratify import write_folds
 from vocflow.data.synthetic import VOC_CLASSES, make_synthetic
 from vocflow.grid import TrainSettings
 from vocflow.train import build_loaders, split_indices, train_cell

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vocflow.data.cache import load_cache
-from vocflow.data.folds import write_folds
 from vocflow.data.ingest import ingest
+from vocflow.data.stratify import write_folds
 from vocflow.data.synthetic import VOC_CLASSES, make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vocflow.evaluation import TrainingScores, classification_scores, segmentation_scores
+from vocflow.epoch_scores import TrainingScores
+from vocflow.evaluation import classification_scores, segmentation_scores
 
 
 def test_segmentation_training_scores_equal_the_split_scores() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocflow.data.folds import assign_folds, read_folds, write_folds
+from vocflow.data.folds import read_folds
+from vocflow.data.stratify import assign_folds, write_folds
 from vocflow.errors import ConfigError, DataError
 
 

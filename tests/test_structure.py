@@ -139,6 +139,23 @@ def test_every_module_imports_alone() -> None:
     assert result.returncode == 0, result.stderr[-1500:]
 
 
+# The modules behind the aggregation jobs (leaderboard, select, baseline, submission, score,
+# thresholds, report): every job starts its own interpreter, and torch (~1 CPU-s) or
+# scikit-learn (~0.7 CPU-s) imported for nothing is paid once per job.
+LIGHT_JOBS = ("vocflow.leaderboard", "vocflow.baseline", "vocflow.submission",
+              "vocflow.thresholds", "vocflow.evaluation", "vocflow.data.folds")
+
+
+@pytest.mark.parametrize("module", LIGHT_JOBS)
+def test_aggregation_modules_import_no_torch(module: str) -> None:
+    code = (f"import sys, {module}\n"
+            "heavy = {'torch', 'torchvision', 'sklearn', 'albumentations'} & set(sys.modules)\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, f"{module}: " + result.stderr[-300:]
+
+
 def test_scripts_call_package_functions_with_keywords() -> None:
     """workflow/scripts: set up logging, then call one vocflow function with keyword arguments
     only (positional ones break silently when a signature changes)."""

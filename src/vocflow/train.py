@@ -11,7 +11,7 @@ precision (bf16 where supported, else fp16 with a grad scaler), pinned memory an
 workers from the job's CPUs.
 
 Every epoch's metrics.csv row holds the training-set scores (``train_{metric}``, from the
-training batches themselves: vocflow.evaluation.TrainingScores) beside the validation ones.
+training batches themselves: vocflow.epoch_scores.TrainingScores) beside the validation ones.
 ``watch`` chooses what early stopping and the plateau schedule follow: the selection metric or
 the validation loss; the kept checkpoint is always the best epoch by the selection metric.
 
@@ -56,8 +56,9 @@ from vocflow.data.cache import Cache, load_cache
 from vocflow.data.dataset import CacheBatches, EpochBatches, unwrap
 from vocflow.data.folds import fold_split
 from vocflow.data.transforms import build_transform, normalize_batch
+from vocflow.epoch_scores import TrainingScores
 from vocflow.errors import ConfigError
-from vocflow.evaluation import TASK_METRICS, TrainingScores, split_scores
+from vocflow.evaluation import TASK_METRICS, split_scores
 from vocflow.grid import TrainSettings
 from vocflow.leaderboard import refit_epochs
 from vocflow.losses import build_loss, pixel_counts

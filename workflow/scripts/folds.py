@@ -1,8 +1,8 @@
-"""Multilabel-stratified folds of the training cache (vocflow.data.folds.folds_for_cache)."""
+"""Multilabel-stratified folds of the training cache (vocflow.data.stratify.folds_for_cache)."""
 
 from pathlib import Path
 
-from vocflow.data.folds import folds_for_cache
+from vocflow.data.stratify import folds_for_cache
 from vocflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
