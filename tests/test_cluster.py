@@ -557,7 +557,11 @@ def test_vocflow_submit_runs_the_driver_as_a_job(runs: dict) -> None:
 def test_cancelled_driver_cancels_its_jobs(runs: dict) -> None:
     cancelled = runs["submit"]["cancelled"]
     assert cancelled["driver"]["State"].startswith("CANCELLED")
-    # `scancel` on the driver reached Snakemake as SIGINT: it cancelled the training job
-    # instead of leaving it to run on without a driver
+    # `scancel` on the driver reached its handler, which cancelled the training job instead of
+    # leaving it to run on without a driver. The handler also passes SIGINT to Snakemake, which
+    # may cancel the job first; whether Snakemake prints before SLURM's SIGKILL (KillWait = 5 s)
+    # depends on the machine's load, so either log line shows who cancelled it.
     assert cancelled["cell"]["State"].startswith("CANCELLED"), cancelled
-    assert "Terminating processes on user request" in cancelled["log"].read_text()
+    text = cancelled["log"].read_text()
+    assert ("cancelling the driver's jobs" in text
+            or "Terminating processes on user request" in text), text[-3000:]
