@@ -181,3 +181,40 @@ def test_voc_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(cache.original_image(i), source.read_image(i))
         assert set(np.unique(cache.masks[i])) <= {0, 20, 255}
     assert cache.class_pixel_counts().shape == (21,)
+
+
+def _one_item_cache(image: np.ndarray, mask: np.ndarray) -> Cache:
+    """A cache of one original (H, W) item; its cached 1 px copy is never read here."""
+    h, w = mask.shape
+    return Cache(ids=["a"], class_names=list(CLASSES), labelled=True,
+                 labels=np.zeros((1, 3), np.uint8), images=np.zeros((1, 1, 1, 3), np.uint8),
+                 masks=np.zeros((1, 1, 1), np.uint8), heights=np.array([h]),
+                 widths=np.array([w]), orig_images=image.ravel(), orig_masks=mask.ravel())
+
+
+def test_resampled_reads_the_originals() -> None:
+    # Enlarging 2x2 -> 4x4: masks repeat each pixel into a 2x2 block (nearest);
+    # shrinking 4x4 -> 2x2: images average each 2x2 block (INTER_AREA), masks keep one pixel.
+    mask = np.array([[1, 2], [3, 255]], np.uint8)
+    image = np.full((2, 2, 3), 77, np.uint8)
+    images, masks = _one_item_cache(image, mask).resampled(4)
+    assert images.shape == (1, 4, 4, 3) and (images == 77).all()
+    np.testing.assert_array_equal(masks[0], np.kron(mask, np.ones((2, 2), np.uint8)))
+    big = np.kron(np.array([[0, 40], [80, 120]], np.uint8), np.ones((2, 2), np.uint8))
+    big_image = np.repeat(big[..., None], 3, axis=2)
+    big[:2, :2] = [[0, 0], [0, 2]]  # one odd pixel: nearest keeps a block's corner
+    images, masks = _one_item_cache(big_image, big).resampled(2, masks=True)
+    np.testing.assert_array_equal(images[0, ..., 0], [[0, 40], [80, 120]])
+    assert set(np.unique(masks)) <= {0, 2, 40, 80, 120}
+    assert _one_item_cache(big_image, big).resampled(2, masks=False)[1] is None
+
+
+def test_resampled_at_the_cache_side_is_the_cache(kaggle: Path, tmp_path: Path) -> None:
+    cache = _build(read_kaggle_split(kaggle, "train"), tmp_path / "cache")
+    images, masks = cache.resampled(SIZE)
+    np.testing.assert_array_equal(images, cache.images)
+    np.testing.assert_array_equal(masks, cache.masks)
+    images, masks = cache.resampled(24, rows=np.array([2, 0]))
+    assert images.shape == (2, 24, 24, 3) and masks.shape == (2, 24, 24)
+    assert set(np.unique(masks)) <= set(np.unique(cache.original_mask(2))) | set(
+        np.unique(cache.original_mask(0)))

@@ -21,6 +21,7 @@ from vocflow.artifacts import TASKS, Selection, read_masks
 from vocflow.checkpoints import load_checkpoint
 from vocflow.crf_search import crf_search_shard, crf_tune
 from vocflow.data.cache import load_cache
+from vocflow.data.transforms import normalize
 from vocflow.errors import DataError
 from vocflow.grid import TrainSettings
 from vocflow.predict import (
@@ -171,24 +172,28 @@ def test_missing_checkpoint_names_the_cell(tiny_data: dict, run: dict, tmp_path:
 
 def test_a_variant_is_predicted_at_its_own_image_size(tiny_data: dict, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    # Trained at 48 px on the 32 px cache: test prediction and OOF-TTA must feed it 48 px too
-    # (and hand back probabilities at the cache side), as the attacks do through load_checkpoint.
+    # Trained at 48 px on the 32 px cache: test prediction and OOF-TTA feed it the ORIGINALS
+    # resized to 48 px, as training did (not the cache enlarged), and keep its probabilities
+    # at 48 px: post-processing upsamples them to each original size from any side.
     fold = train_tiny(tiny_data, "segmentation", tmp_path / "fold0", 0, image_size=48)
     sel = write_selection(tmp_path / "selected.yaml", "segmentation", [fold])
-    sides: list[int] = []
+    inputs: list[torch.Tensor] = []
     build = checkpoints.build_model
 
     def recording(*args: object, **kw: object) -> torch.nn.Module:
         model = build(*args, **kw)
-        model.register_forward_pre_hook(lambda m, inp: sides.append(inp[0].shape[-1]))
+        model.register_forward_pre_hook(lambda m, inp: inputs.append(inp[0]))
         return model
 
     monkeypatch.setattr(checkpoints, "build_model", recording)
-    predict_probs(tiny_data["test"], sel, tmp_path / "p.npz", tta=True)
+    predict_probs(tiny_data["test"], sel, tmp_path / "p.npz", tta=False)
+    assert [x.shape[-1] for x in inputs] == [48]
+    originals = load_cache(tiny_data["test"]).resampled(48, masks=False)[0]
+    torch.testing.assert_close(inputs[0], torch.from_numpy(normalize(originals[:8])))
     predict_oof_tta(tiny_data["train"], sel, tmp_path / "t.npz")
-    assert sides and set(sides) == {48}
-    assert np.load(tmp_path / "p.npz")["probs"].shape == (8, 21, 32, 32)
-    assert np.load(tmp_path / "t.npz")["probs"].shape[-2:] == (32, 32)
+    assert {x.shape[-1] for x in inputs} == {48}
+    assert np.load(tmp_path / "p.npz")["probs"].shape == (8, 21, 48, 48)
+    assert np.load(tmp_path / "t.npz")["probs"].shape[-2:] == (48, 48)
 
 
 def test_refit_models_predict_alone_or_with_the_folds(tiny_data: dict, run: dict,

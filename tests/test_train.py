@@ -19,6 +19,7 @@ import vocflow.train as train
 from vocflow.checkpoints import load_checkpoint
 from vocflow.data.cache import load_cache
 from vocflow.data.transforms import normalize_batch
+from vocflow.errors import ConfigError
 from vocflow.grid import TrainSettings
 from vocflow.progress import BatchProgress
 
@@ -151,6 +152,44 @@ def test_image_size_override(tiny_data: dict, tmp_path: Path,
     meta = torch.load(paths["checkpoint"], weights_only=True)["meta"]
     assert meta["input_size"] == 48 and meta["image_size"] == 32
     assert np.load(paths["oof"])["probs"].shape[-2:] == (32, 32)  # back at the cache side
+
+
+def test_crop_size_trains_on_crops_and_validates_whole_images(
+        tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sides: list[tuple[bool, int]] = []
+    build = train.build_model
+
+    def recording(*args: Any, **kw: Any) -> nn.Module:
+        model = build(*args, **kw)
+        model.register_forward_pre_hook(lambda m, inp: sides.append((m.training,
+                                                                     inp[0].shape[-1])))
+        return model
+
+    monkeypatch.setattr(train, "build_model", recording)
+    paths = run(tiny_data, tmp_path, task="segmentation", arch="unet", loss="ce", epochs=1,
+                model_params={"base_width": 4, "levels": 2}, image_size=48, crop_size=32)
+    assert set(sides) == {(True, 32), (False, 48)}
+    assert torch.load(paths["checkpoint"], weights_only=True)["meta"]["input_size"] == 48
+    cache = load_cache(tiny_data["train"])
+    s = TrainSettings(**{**BASE, "crop_size": 24})
+    with pytest.raises(ConfigError, match="crop_size 24 is set for classification"):
+        train.build_loaders(0, s, cache, (np.arange(4), np.arange(4, 6)), 32, 0, False)
+
+
+def test_a_variant_side_trains_on_the_originals(tiny_data: dict) -> None:
+    # At 48 px on the 32 px cache the loaders read the originals resized once to 48 px:
+    # training images and masks at 48, validation images at 48 with the cache's 32 px masks.
+    cache = load_cache(tiny_data["train"])
+    s = TrainSettings(**{**BASE, "task": "segmentation", "arch": "unet", "loss": "ce",
+                         "augment": "none", "image_size": 48})
+    idx = (np.arange(6), np.arange(6, 10))
+    _, train_loader, val_loader = train.build_loaders(0, s, cache, idx, 48, 0, False)
+    images, masks = cache.resampled(48)
+    np.testing.assert_array_equal(train_loader.dataset.images, images)
+    np.testing.assert_array_equal(train_loader.dataset.masks, masks)
+    x, y = next(iter(val_loader))
+    assert x.shape[1:] == (48, 48, 3) and y.shape[1:] == (32, 32)
+    np.testing.assert_array_equal(x.numpy(), images[6:10])
 
 
 def test_cpu_runs_are_exact_with_loader_workers(tiny_data: dict, tmp_path: Path) -> None:

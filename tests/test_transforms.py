@@ -40,16 +40,16 @@ def test_unknown_preset_lists_valid_names() -> None:
 
 
 def test_full_preset_has_the_studys_steps_and_parameters() -> None:
-    steps = {type(t).__name__: t for t in build_transform("full", 64, cache_size=128).transforms}
-    assert set(steps) == {"Resize", "HorizontalFlip", "RandomRotate90", "Affine",
+    steps = {type(t).__name__: t for t in build_transform("full", 64).transforms}
+    assert set(steps) == {"HorizontalFlip", "RandomRotate90", "Affine",
                           "ElasticTransform", "GridDistortion", "GaussNoise",
                           "RandomBrightnessContrast"}
     assert (steps["ElasticTransform"].alpha, steps["ElasticTransform"].sigma) == (1.0, 50.0)
     assert steps["GridDistortion"].distort_limit == (-0.3, 0.3)
     strong = {type(t).__name__ for t in build_transform("strong", 64).transforms}
     assert "RandomRotate90" not in strong and "ElasticTransform" in strong
-    assert build_transform("none", 64) is None  # nothing to do at the cache's own size
-    assert build_transform("none", 64, cache_size=64) is None
+    assert build_transform("none", 64) is None
+    assert build_transform("none", 64, crop=64) is None  # a crop of the whole image
 
 
 @pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"none"}))
@@ -86,14 +86,24 @@ def test_affine_fills_outside_pixels_with_void() -> None:
     assert (out["image"][:, :8] == 0).all()
 
 
-def test_resize_when_model_size_differs() -> None:
-    compose = build_transform("none", 48, cache_size=32)
-    mask = np.zeros((32, 32), np.uint8)
-    mask[8:24, 8:24] = 5
-    out = compose(image=np.zeros((32, 32, 3), np.uint8), mask=mask)
-    assert out["image"].shape == (48, 48, 3)
-    # nearest: the 16 px square becomes exactly 24 px, no new labels
-    assert set(np.unique(out["mask"])) == {0, 5} and (out["mask"] == 5).sum() == 24 * 24
+def test_crop_takes_aligned_windows_at_the_images_scale() -> None:
+    compose = build_transform("none", 48, crop=32)
+    assert compose is not None
+    rows = np.repeat(np.arange(48, dtype=np.uint8)[:, None], 48, axis=1)
+    image, mask = np.stack([rows, rows.T, rows], axis=-1), rows.T.copy()
+    corners = set()
+    for seed in range(6):
+        compose.set_random_seed(seed)
+        out = compose(image=image, mask=mask)
+        assert out["image"].shape == (32, 32, 3) and out["mask"].shape == (32, 32)
+        top, left = int(out["image"][0, 0, 0]), int(out["image"][0, 0, 1])
+        # a window, not a resize: consecutive rows/columns, image and mask aligned
+        np.testing.assert_array_equal(out["image"][:, 0, 0], np.arange(top, top + 32))
+        np.testing.assert_array_equal(out["mask"][0], np.arange(left, left + 32))
+        corners.add((top, left))
+    assert len(corners) > 1
+    with pytest.raises(ConfigError, match="crop_size 64 must be below"):
+        build_transform("light", 48, crop=64)
 
 
 def test_normalize_batch_matches_imagenet_statistics() -> None:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -29,7 +28,8 @@ from torch import nn
 
 from vocflow.artifacts import read_yaml
 from vocflow.atomic import write_csv
-from vocflow.checkpoints import load_models
+from vocflow.checkpoints import input_side, load_models
+from vocflow.data.cache import square_image
 from vocflow.data.transforms import normalize
 from vocflow.errors import DataError, reading, rebuild
 from vocflow.postprocess import Pipeline, post_image
@@ -91,9 +91,9 @@ def read_image(path: Path) -> np.ndarray:
 def task_probs(predictor: Predictor, task: str, image: np.ndarray,
                device: torch.device) -> np.ndarray:
     """classification (C,) or segmentation (K, S, S) probabilities of one original image."""
-    side = predictor.image_size
-    # As the cache is built (vocflow.data.cache): INTER_AREA to the square side.
-    small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+    # As the workflow predicts (vocflow.predict.model_images): straight to the models' own
+    # side when they were trained at one, else to the cache side.
+    small = square_image(image, input_side(predictor.models, predictor.image_size))
     x = torch.from_numpy(normalize(small[None])).to(device)
     return ensemble_probs(predictor.models, x, task, predictor.tta)[0].float().cpu().numpy()
 

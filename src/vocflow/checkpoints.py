@@ -59,6 +59,13 @@ class AtInputSize(nn.Module):
         return out
 
 
+def input_side(models: Sequence[nn.Module], cache_side: int) -> int:
+    """The side to feed ``models`` at: the one they were all trained at (AtInputSize), else
+    the cache's (a mixed ensemble shares the cache side, each model resizing for itself)."""
+    sides = {m.input_size if isinstance(m, AtInputSize) else cache_side for m in models}
+    return sides.pop() if len(sides) == 1 else cache_side
+
+
 def load_payload(path: str | Path, what: str, fix: str,
                  device: torch.device | str = "cpu") -> Any:
     """``torch.load(weights_only=True)`` of ``path``; a zero-byte, truncated or garbage file, or

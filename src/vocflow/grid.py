@@ -57,6 +57,7 @@ class TrainSettings:
     unfreeze_blocks: int | None = None  # after them: the last N backbone blocks train; None = all
     lr_head: float | None = None  # head LR of the frozen phase; None = 10 · lr
     image_size: int | None = None  # model input side in px; None = the cache's image size
+    crop_size: int | None = None  # train on random crops of this side; None = whole images
     amp: bool = True  # CUDA only: bf16 (or fp16 + grad scaler) mixed precision
     channels_last: bool = True  # NHWC memory format for convolutions (CPU and CUDA)
 

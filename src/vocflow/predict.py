@@ -21,7 +21,7 @@ from torch import nn
 
 from vocflow.artifacts import PROB_SCALE, TASKS, Selection, load_npz, write_oof
 from vocflow.atomic import save_npz, write_yaml
-from vocflow.checkpoints import load_fold_models, load_models
+from vocflow.checkpoints import input_side, load_fold_models, load_models
 from vocflow.data.cache import Cache, load_cache
 from vocflow.data.transforms import normalize
 from vocflow.errors import DataError
@@ -47,11 +47,27 @@ def ensemble_probs(models: list[nn.Module], x: torch.Tensor, task: str, tta: boo
 # --------------------------------------------------------------------------- probabilities
 
 
+def model_images(models: Sequence[nn.Module], cache: Cache,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """(n, s, s, 3) uint8 inputs of ``rows`` (default all) for ``models``.
+
+    Models trained at their own side s (a variant's ``image_size``, wrapped in AtInputSize)
+    get the originals resized to s, as in training (Cache.resampled), so they predict at s
+    (segmentation probabilities (n, K, s, s), upsampled to the original size afterwards);
+    otherwise the cache's images at its side S.
+    """
+    side = input_side(models, cache.image_size)
+    if side != cache.image_size:
+        return cache.resampled(side, rows, masks=False)[0]
+    return cache.images if rows is None else cache.images[rows]
+
+
 def stored_probs(models: list[nn.Module], images: np.ndarray, task: str, batch_size: int,
                  tta: bool, device: torch.device) -> np.ndarray:
     """Mean probabilities of ``models`` on (N, S, S, 3) uint8 images, stored like OOF files.
 
-    classification (N, C) float32; segmentation (N, K, S, S) uint8 with p = q / PROB_SCALE.
+    classification (N, C) float32; segmentation (N, K, S, S) uint8 with p = q / PROB_SCALE
+    (S: the images' side).
     """
     out = []
     for start in range(0, len(images), batch_size):
@@ -91,7 +107,8 @@ def predict_probs(cache_dir: str | Path, selection_yaml: str | Path, out_path: s
                                     "class_names": list(cache.class_names)})
 
     def probs_of(members: list[nn.Module]) -> np.ndarray:
-        return stored_probs(members, cache.images, task, batch_size, tta, device)
+        return stored_probs(members, model_images(members, cache), task, batch_size, tta,
+                            device)
 
     probs = probs_of(models)
     extra = {}
@@ -116,7 +133,7 @@ def predict_oof_tta(train_cache_dir: str | Path, selection_yaml: str | Path,
     oof = selected.load_oof()
     parts = []
     for k, model in enumerate(models):
-        images = cache.images[oof["index"][oof["fold"] == k]]  # fancy index: an (n, S, S, 3) copy
+        images = model_images([model], cache, oof["index"][oof["fold"] == k])
         parts.append(stored_probs([model], images, selected.task, batch_size, True, device))
     write_oof(out_path, oof["ids"], oof["index"], np.concatenate(parts))
     log.info("OOF flip-TTA re-prediction of %d images by %d fold models", len(oof["ids"]),

@@ -194,10 +194,20 @@ def build_loaders(cell_seed: int, s: TrainSettings, cache: Cache, idx: tuple[np.
                   size: int, workers: int, pin: bool) -> tuple[EpochBatches, DataLoader,
                                                                DataLoader]:
     train_idx, val_idx = idx
-    transform = build_transform(s.augment, size, cache_size=cache.image_size)
-    train = CacheBatches(cache.images, cache.masks, cache.labels, train_idx, s.task, transform,
-                         seed=cell_seed)
-    val = CacheBatches(cache.images, cache.masks, cache.labels, val_idx, s.task)
+    if s.crop_size is not None and s.task != "segmentation":
+        raise ConfigError(f"crop_size {s.crop_size} is set for {s.task} model {s.model}: crops "
+                          "can cut a labelled object out of the image; set it for "
+                          "segmentation only (its train: block or variant)")
+    images, masks = cache.images, cache.masks
+    if size != cache.image_size:
+        # A variant at its own side reads the originals resized once, not the resized cache;
+        # validation keeps the cache's masks, so every cell is scored at the same side.
+        images, masks = cache.resampled(size, masks=s.task == "segmentation")
+        log.info("resampled %d images from the originals to %d px", len(images), size)
+    transform = build_transform(s.augment, size, s.crop_size)
+    train = CacheBatches(images, cache.masks if masks is None else masks, cache.labels,
+                         train_idx, s.task, transform, seed=cell_seed)
+    val = CacheBatches(images, cache.masks, cache.labels, val_idx, s.task)
     sampler = EpochBatches(len(train_idx), s.batch_size, seed=cell_seed, shuffle=True)
     val_sampler = EpochBatches(len(val_idx), s.batch_size * 2, shuffle=False)
     # Validation batches are single memory-map reads (no augmentation): the main process
@@ -242,7 +252,7 @@ def model_input(cell: Cell, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     """uint8 batch from the loader -> normalised model input and target on the device."""
     x = x.to(cell.device, non_blocking=True)
     y = y.to(cell.device, non_blocking=True)
-    x = normalize_batch(x, cell.input_size, cell.amp.channels_last)
+    x = normalize_batch(x, None, cell.amp.channels_last)  # the loaders deliver input sides
     return x, (y.long() if cell.s.task == "segmentation" else y)
 
 
