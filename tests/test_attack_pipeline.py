@@ -7,14 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from helpers import train_tiny, write_selection
 
+from vocflow.attack_config import AttackSettings
 from vocflow.attacks import ATTACKS, attack_settings
 from vocflow.attacks.evaluate import scaled_crf_params
-from vocflow.attacks.run import run_attack, summarize
+from vocflow.attacks.run import attack_data, run_attack, summarize
 from vocflow.crf import CrfParams
+from vocflow.data.cache import load_cache
+from vocflow.data.folds import read_folds
 from vocflow.data.synthetic import VOC_CLASSES
+from vocflow.errors import DataError
 
 MODELS = {
     "classification": dict(arch="cnn", loss="bce", model_params={"widths": [4, 8], "dense": 8}),
@@ -87,3 +92,29 @@ def test_crf_params_scale_to_the_cache_size() -> None:
     scaled = scaled_crf_params(CrfParams(sxy=80.0, gaussian_sxy=3.0), 32, 64, 256)
     assert scaled.sxy == pytest.approx(80.0 * 32 / 128)  # √(64·256) = 128
     assert scaled.gaussian_sxy == pytest.approx(3.0 / 4) and scaled.srgb == 13.0
+
+
+def test_a_variant_is_attacked_at_its_own_side_from_the_originals(
+        tiny_data: dict, tmp_path: Path) -> None:
+    # Trained at 48 px on the 32 px cache: the attacked images, their masks and the
+    # generators' training images are the originals resized to 48 px, as in prediction.
+    fold0 = train_tiny(tiny_data, "segmentation", tmp_path / "fold0", **MODELS["segmentation"],
+                       image_size=48)
+    meta = torch.load(fold0["checkpoint"], weights_only=True)["meta"]
+    s = AttackSettings.from_dict(attack_settings(CONFIG, "segmentation", "generator"))
+    data = attack_data(s, tiny_data["train"], tiny_data["test"], tiny_data["folds"], 0, 8, meta)
+    train = load_cache(tiny_data["train"])
+    idx = np.flatnonzero(read_folds(tiny_data["folds"], train.ids) == 0)[:4]
+    images, masks = train.resampled(48, idx)
+    assert data.x.shape == (4, 3, 48, 48) and data.train_x.shape == (8, 3, 48, 48)
+    np.testing.assert_array_equal(data.x.permute(0, 2, 3, 1).numpy(), images)
+    np.testing.assert_array_equal(data.truth, masks)
+    table = tmp_path / "pgd.csv"
+    write_selection(tmp_path / "selected.yaml", "segmentation", [fold0], "unet", "ce")
+    run_attack(tiny_data["train"], tiny_data["test"], tiny_data["folds"],
+               tmp_path / "selected.yaml", attack_settings(CONFIG, "segmentation", "pgd"), table,
+               tmp_path / "pgd.png")
+    assert np.isfinite(pd.read_csv(table)["metric_clean"]).all()
+    with pytest.raises(DataError, match="trained on a 64 px cache"):
+        attack_data(s, tiny_data["train"], tiny_data["test"], tiny_data["folds"], 0, 0,
+                    {**meta, "image_size": 64})

@@ -3,8 +3,9 @@
 The attacked model is the selected cell's first fold model (``fold0``), white-box. Why one
 model and not the fold ensemble: its held-out fold gives labelled images it never saw (also for
 the Kaggle data, whose test labels are hidden), and one model keeps the attack budget small;
-a transfer to the ensemble is left to a later experiment. Images are attacked at the cache
-resolution (``data.image_size``), where the model works.
+a transfer to the ensemble is left to a later experiment. Images are attacked at the side the
+model works at: the cache's (``data.image_size``), or a variant's own ``image_size``, resized
+from the original images as in training and prediction.
 """
 
 from __future__ import annotations
@@ -72,20 +73,37 @@ def attacked_model(selection_yaml: str | Path, task: str,
     return PixelModel(net).to(device), meta, int(found.group(1)) if found else 0
 
 
-def _truth(cache: Cache, idx: np.ndarray, task: str) -> np.ndarray | None:
+def _images(cache: Cache, idx: np.ndarray, side: int) -> torch.Tensor:
+    """(n, 3, side, side) pixels: the cache's, or the originals resized to a variant's side."""
+    if side == cache.image_size:
+        return to_pixels(cache.images[idx])
+    return to_pixels(cache.resampled(side, idx, masks=False)[0])
+
+
+def _truth(cache: Cache, idx: np.ndarray, task: str, side: int) -> np.ndarray | None:
     if not cache.labelled:
         return None
-    return cache.labels[idx] if task == "classification" else np.asarray(cache.masks[idx])
+    if task == "classification":
+        return cache.labels[idx]
+    if side == cache.image_size:
+        return np.asarray(cache.masks[idx])
+    return cache.resampled(side, idx)[1]
 
 
 def attack_data(s: AttackSettings, train_dir: str | Path, test_dir: str | Path,
-                folds_csv: str | Path, fold: int, train_images: int) -> AttackData:
-    """The first ``n_images`` of the split and the first ``train_images`` of fold's training part.
+                folds_csv: str | Path, fold: int, train_images: int,
+                meta: dict[str, Any]) -> AttackData:
+    """The first ``n_images`` of the split and the first ``train_images`` of fold's training part,
+    at the attacked model's input side (``meta``: its checkpoint's).
 
     validation: the attacked model's held-out fold; test: the test split. Generators always
     learn from the training part of ``fold``, so they never see an evaluated image.
     """
     train = load_cache(train_dir)
+    if train.image_size != meta["image_size"]:
+        raise DataError(f"the attacked model was trained on a {meta['image_size']} px cache but "
+                        f"{train_dir} is {train.image_size} px; re-run the workflow")
+    side = int(meta.get("input_size", meta["image_size"]))
     folds = read_folds(folds_csv, train.ids)
     fit_idx = np.flatnonzero(folds != fold)[:train_images]
     if s.split == "validation":
@@ -97,8 +115,8 @@ def attack_data(s: AttackSettings, train_dir: str | Path, test_dir: str | Path,
         source = train_dir if s.split == "validation" else test_dir
         raise DataError(f"no {s.split} images to attack in {source}; check attacks.n_images "
                         "and the folds")
-    return AttackData(x=to_pixels(cache.images[idx]), truth=_truth(cache, idx, s.task),
-                      train_x=to_pixels(train.images[fit_idx]),
+    return AttackData(x=_images(cache, idx, side), truth=_truth(cache, idx, s.task, side),
+                      train_x=_images(train, fit_idx, side),
                       ids=[cache.ids[i] for i in idx], class_names=list(train.class_names),
                       sizes=np.stack([cache.heights[idx], cache.widths[idx]], axis=1))
 
@@ -226,10 +244,7 @@ def run_attack(train_dir: str | Path, test_dir: str | Path, folds_csv: str | Pat
     model, meta, fold = attacked_model(selection_yaml, s.task, device)
     attack = build_attack(s)
     train_images = int(getattr(attack, "train_images", 0)) if attack.trains else 0
-    data = attack_data(s, train_dir, test_dir, folds_csv, fold, train_images)
-    if data.x.shape[-1] != meta["image_size"]:
-        raise DataError(f"the attacked model was trained at {meta['image_size']} px but the "
-                        f"cache is {data.x.shape[-1]} px; re-run the workflow")
+    data = attack_data(s, train_dir, test_dir, folds_csv, fold, train_images, meta)
     crf = crf_settings(s, data, crf_yaml)
     results = [attack_mode(model, attack, make_goal(s, targeted, data.class_names), data, s,
                            device, crf) for targeted in s.targeted]
