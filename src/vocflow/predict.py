@@ -56,10 +56,7 @@ def model_images(models: Sequence[nn.Module], cache: Cache,
     (segmentation probabilities (n, K, s, s), upsampled to the original size afterwards);
     otherwise the cache's images at its side S.
     """
-    side = input_side(models, cache.image_size)
-    if side != cache.image_size:
-        return cache.resampled(side, rows, masks=False)[0]
-    return cache.images if rows is None else cache.images[rows]
+    return cache.resampled(input_side(models, cache.image_size), rows, masks=False)[0]
 
 
 def stored_probs(models: list[nn.Module], images: np.ndarray, task: str, batch_size: int,

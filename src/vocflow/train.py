@@ -198,15 +198,14 @@ def build_loaders(cell_seed: int, s: TrainSettings, cache: Cache, idx: tuple[np.
         raise ConfigError(f"crop_size {s.crop_size} is set for {s.task} model {s.model}: crops "
                           "can cut a labelled object out of the image; set it for "
                           "segmentation only (its train: block or variant)")
-    images, masks = cache.images, cache.masks
+    # A variant at its own side reads the originals resized once, not the resized cache;
+    # validation keeps the cache's masks, so every cell is scored at the same side.
+    images, masks = cache.resampled(size, masks=s.task == "segmentation")  # masks: None else
     if size != cache.image_size:
-        # A variant at its own side reads the originals resized once, not the resized cache;
-        # validation keeps the cache's masks, so every cell is scored at the same side.
-        images, masks = cache.resampled(size, masks=s.task == "segmentation")
         log.info("resampled %d images from the originals to %d px", len(images), size)
     transform = build_transform(s.augment, size, s.crop_size)
-    train = CacheBatches(images, cache.masks if masks is None else masks, cache.labels,
-                         train_idx, s.task, transform, seed=cell_seed)
+    train = CacheBatches(images, masks, cache.labels, train_idx, s.task, transform,
+                         seed=cell_seed)
     val = CacheBatches(images, cache.masks, cache.labels, val_idx, s.task)
     sampler = EpochBatches(len(train_idx), s.batch_size, seed=cell_seed, shuffle=True)
     val_sampler = EpochBatches(len(val_idx), s.batch_size * 2, shuffle=False)

@@ -73,21 +73,10 @@ def attacked_model(selection_yaml: str | Path, task: str,
     return PixelModel(net).to(device), meta, int(found.group(1)) if found else 0
 
 
-def _images(cache: Cache, idx: np.ndarray, side: int) -> torch.Tensor:
-    """(n, 3, side, side) pixels: the cache's, or the originals resized to a variant's side."""
-    if side == cache.image_size:
-        return to_pixels(cache.images[idx])
-    return to_pixels(cache.resampled(side, idx, masks=False)[0])
-
-
 def _truth(cache: Cache, idx: np.ndarray, task: str, side: int) -> np.ndarray | None:
     if not cache.labelled:
         return None
-    if task == "classification":
-        return cache.labels[idx]
-    if side == cache.image_size:
-        return np.asarray(cache.masks[idx])
-    return cache.resampled(side, idx)[1]
+    return cache.labels[idx] if task == "classification" else cache.resampled(side, idx)[1]
 
 
 def attack_data(s: AttackSettings, train_dir: str | Path, test_dir: str | Path,
@@ -115,8 +104,9 @@ def attack_data(s: AttackSettings, train_dir: str | Path, test_dir: str | Path,
         source = train_dir if s.split == "validation" else test_dir
         raise DataError(f"no {s.split} images to attack in {source}; check attacks.n_images "
                         "and the folds")
-    return AttackData(x=_images(cache, idx, side), truth=_truth(cache, idx, s.task, side),
-                      train_x=_images(train, fit_idx, side),
+    return AttackData(x=to_pixels(cache.resampled(side, idx, masks=False)[0]),
+                      truth=_truth(cache, idx, s.task, side),
+                      train_x=to_pixels(train.resampled(side, fit_idx, masks=False)[0]),
                       ids=[cache.ids[i] for i in idx], class_names=list(train.class_names),
                       sizes=np.stack([cache.heights[idx], cache.widths[idx]], axis=1))
 

@@ -169,14 +169,19 @@ class Cache:
 
     def resampled(self, size: int, rows: np.ndarray | None = None,
                   masks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Items ``rows`` (default all) at side ``size`` from the ORIGINALS, not the cache.
+        """Items ``rows`` (default all) at side ``size``, resized from the ORIGINALS.
 
         Returns (n, size, size, 3) uint8 images (``square_image``) and, with ``masks``,
-        (n, size, size) uint8 masks (INTER_NEAREST; all void for an unlabelled split). For a
-        variant whose ``image_size`` is not the cache side: enlarging the cache instead loses
-        what its shrink dropped (CamVid frames, 240 x 180 squeezed to 128 px: pole IoU 0.05
-        from the cache, 0.17 from the originals, at 192 px).
+        (n, size, size) uint8 masks (INTER_NEAREST; all void for an unlabelled split). At the
+        cache's own side these are the cache's arrays (the memory maps themselves for all
+        rows), built the same way. For a variant whose ``image_size`` is not the cache side:
+        enlarging the cache instead loses what its shrink dropped (CamVid frames, 240 x 180
+        squeezed to 128 px: pole IoU 0.05 from the cache, 0.17 from the originals, at 192 px).
         """
+        if size == self.image_size:
+            if rows is None:
+                return self.images, self.masks if masks else None
+            return self.images[rows], np.asarray(self.masks[rows]) if masks else None
         rows = np.arange(len(self)) if rows is None else np.asarray(rows, np.int64)
         images = np.empty((len(rows), size, size, 3), np.uint8)
         out_masks = np.empty((len(rows), size, size), np.uint8) if masks else None

@@ -73,7 +73,7 @@ class CacheBatches(Dataset):
     uint8 class indices (255 = void) for segmentation.
     """
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
+    def __init__(self, images: np.ndarray, masks: np.ndarray | None, labels: np.ndarray,
                  indices: np.ndarray, task: str, transform: A.Compose | None = None,
                  seed: int = 0) -> None:
         self.images, self.masks, self.labels = images, masks, labels
